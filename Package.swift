@@ -12,6 +12,7 @@ import PackageDescription
 // docs/architecture.md, "Compiler flags", has the measurements.
 let remoteCheckout = Context.packageDirectory.split(separator: "/").dropLast().last == "checkouts"
 let optimised: [SwiftSetting] = remoteCheckout ? [] : [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let optimisedC: [CSetting] = remoteCheckout ? [] : [.unsafeFlags(["-O2"], .when(configuration: .debug))]
 
 let package = Package(
     name: "clbench",
@@ -46,7 +47,9 @@ let package = Package(
         .target(name: "CImageCodec", dependencies: ["CJPEG", "CPNG"], publicHeadersPath: "include",
                 linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("png16")]),
 
-        .target(name: "CLTensor", dependencies: ["CBLAS"], swiftSettings: optimised),
+        // C, because these loops need vectorised exp/erf and per-CPU code (target_clones); see kernels.c.
+        .target(name: "CKernels", publicHeadersPath: "include", cSettings: optimisedC),
+        .target(name: "CLTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimised),
         .target(name: "CLModels", dependencies: ["CLTensor"], swiftSettings: optimised),
         .target(name: "CLData", dependencies: ["CLTensor", "CZlib", "CJPEG", "CPNG", "CImageCodec"], swiftSettings: optimised),
         .target(name: "CLMethods", dependencies: ["CBLAS", "CLTensor", "CLModels", "CLData"], swiftSettings: optimised),
@@ -75,7 +78,7 @@ let package = Package(
         // The CLI with a method whose name clashes with a built-in, for CLITests (not a product).
         .executableTarget(name: "clashing-method-cli", dependencies: ["CLBenchCLI", "CLMethods", "CLTensor"],
                           path: "Tests/ClashingMethodCLI"),
-        .testTarget(name: "CLTensorTests", dependencies: ["CLTensor", "CLTestSupport"]),
+        .testTarget(name: "CLTensorTests", dependencies: ["CLTensor", "CKernels", "CLTestSupport"]),
         .testTarget(name: "CLModelsTests", dependencies: ["CLModels", "CLTensor", "CLTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CLDataTests", dependencies: ["CLData", "CLTensor", "CZlib", "CImageCodec", "CPNG"],

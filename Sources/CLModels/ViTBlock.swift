@@ -43,7 +43,7 @@ public final class ViTBlock {
 
 /// Activation buffers for one block at one batch size. In inference mode all blocks share one set.
 final class BlockBuffers {
-    let ln1Out, ln1Mean, ln1Rstd, qkv, probs, attnOut, resid1, ln2Out, ln2Mean, ln2Rstd, fc1Out, actOut, resid2, out, tmp: Tensor
+    let ln1Out, ln1Mean, ln1Rstd, qkv, probs, attnOut, resid1, ln2Out, ln2Mean, ln2Rstd, fc1Out, actOut, resid2, out: Tensor
     /// Keys and values with prefix prompts in front: [batch, prefix + tokens, dim] (empty without prefixes).
     let keys, values: Tensor
 
@@ -54,7 +54,7 @@ final class BlockBuffers {
         resid1 = Tensor(shape: [rows, dim]); ln2Out = Tensor(shape: [rows, dim])
         ln2Mean = Tensor(shape: [rows]); ln2Rstd = Tensor(shape: [rows])
         fc1Out = Tensor(shape: [rows, mlp]); actOut = Tensor(shape: [rows, mlp])
-        resid2 = Tensor(shape: [rows, dim]); out = Tensor(shape: [rows, dim]); tmp = Tensor(shape: [rows, dim])
+        resid2 = Tensor(shape: [rows, dim]); out = Tensor(shape: [rows, dim])
     }
 }
 
@@ -82,8 +82,10 @@ extension ViTBlock {
         let training: Bool
     }
 
-    private func linear(_ out: Tensor, _ inp: UnsafePointer<Float>, _ w: Parameter, _ b: Parameter, _ c: Context, _ i: Int, _ o: Int) {
-        Linear.forward(out: out.data, inp: inp, weight: w.value.data, bias: b.value.data, rows: c.rows, inFeatures: i, outFeatures: o)
+    private func linear(_ out: Tensor, _ inp: UnsafePointer<Float>, _ w: Parameter, _ b: Parameter, _ c: Context, _ i: Int, _ o: Int,
+                        residual: UnsafePointer<Float>? = nil) {
+        Linear.forward(out: out.data, inp: inp, weight: w.value.data, bias: b.value.data, rows: c.rows, inFeatures: i, outFeatures: o,
+                       residual: residual)
     }
 
     private func activate(_ buf: BlockBuffers, _ c: Context) {
@@ -104,8 +106,10 @@ extension ViTBlock {
         }
     }
 
-    /// Attention sub-layer from `a` (the normalised or raw input) into buf.tmp (projection output).
-    private func attention(_ a: UnsafePointer<Float>, _ buf: BlockBuffers, _ c: Context, _ rng: inout RNG) {
+    /// Attention sub-layer from `a` (the normalised or raw input): out = residual + Attn(a), the
+    /// residual added by the projection's GEMM.
+    private func attention(_ a: UnsafePointer<Float>, residual: UnsafePointer<Float>, into out: Tensor,
+                           _ buf: BlockBuffers, _ c: Context, _ rng: inout RNG) {
         let d = c.dim
         linear(buf.qkv, a, qkvW, qkvB, c, d, 3 * d)
         for (t, off) in [(AdapterTarget.q, 0), (.k, d), (.v, 2 * d)] {
@@ -130,8 +134,8 @@ extension ViTBlock {
             Attention.forward(out: buf.attnOut.data, probs: buf.probs.data, q: buf.qkv.data, k: buf.qkv.data + d,
                               v: buf.qkv.data + 2 * d, layout: c.layout, scale: c.scale)
         }
-        linear(buf.tmp, buf.attnOut.data, projW, projB, c, d, d)
-        lora[.out]?.forward(x: buf.attnOut.data, y: buf.tmp.data, ldy: d, rows: c.rows, training: c.training, rng: &rng)
+        linear(out, buf.attnOut.data, projW, projB, c, d, d, residual: residual)
+        lora[.out]?.forward(x: buf.attnOut.data, y: out.data, ldy: d, rows: c.rows, training: c.training, rng: &rng)
     }
 
     func prefixLayout(_ c: Context, _ l: Int) -> Attention.Layout {
@@ -140,37 +144,33 @@ extension ViTBlock {
                                 q: (3 * d, t * 3 * d), k: (d, (l + t) * d), v: (d, (l + t) * d), out: (d, t * d))
     }
 
-    /// MLP sub-layer from `a` into buf.tmp.
-    private func mlp(_ a: UnsafePointer<Float>, _ buf: BlockBuffers, _ c: Context, _ rng: inout RNG) {
+    /// MLP sub-layer from `a`: out = residual + MLP(a), the residual added by fc2's GEMM.
+    private func mlp(_ a: UnsafePointer<Float>, residual: UnsafePointer<Float>, into out: Tensor,
+                     _ buf: BlockBuffers, _ c: Context, _ rng: inout RNG) {
         linear(buf.fc1Out, a, fc1W, fc1B, c, c.dim, c.mlp)
         lora[.fc1]?.forward(x: a, y: buf.fc1Out.data, ldy: c.mlp, rows: c.rows, training: c.training, rng: &rng)
         activate(buf, c)
-        linear(buf.tmp, buf.actOut.data, fc2W, fc2B, c, c.mlp, c.dim)
-        lora[.fc2]?.forward(x: buf.actOut.data, y: buf.tmp.data, ldy: c.dim, rows: c.rows, training: c.training, rng: &rng)
+        linear(out, buf.actOut.data, fc2W, fc2B, c, c.mlp, c.dim, residual: residual)
+        lora[.fc2]?.forward(x: buf.actOut.data, y: out.data, ldy: c.dim, rows: c.rows, training: c.training, rng: &rng)
     }
 
     /// x [rows, dim] -> buf.out.
     ///   pre:  r1 = x + Attn(LN1(x));   out = r1 + MLP(LN2(r1))
     ///   post: r1 = x + Attn(x); h = LN1(r1); r2 = h + MLP(h); out = LN2(r2)
     func forward(_ x: UnsafePointer<Float>, _ buf: BlockBuffers, _ c: Context, _ rng: inout RNG) {
-        let n = c.rows * c.dim
         switch postNorm ? BlockLayout.post : .pre {
         case .pre:
             LayerNorm.forward(out: buf.ln1Out.data, mean: buf.ln1Mean.data, rstd: buf.ln1Rstd.data, inp: x,
                               weight: ln1w.value.data, bias: ln1b.value.data, rows: c.rows, dim: c.dim, eps: c.eps)
-            attention(buf.ln1Out.data, buf, c, &rng)
-            Elementwise.add(out: buf.resid1.data, a: x, b: buf.tmp.data, count: n)
+            attention(buf.ln1Out.data, residual: x, into: buf.resid1, buf, c, &rng)
             LayerNorm.forward(out: buf.ln2Out.data, mean: buf.ln2Mean.data, rstd: buf.ln2Rstd.data, inp: buf.resid1.data,
                               weight: ln2w.value.data, bias: ln2b.value.data, rows: c.rows, dim: c.dim, eps: c.eps)
-            mlp(buf.ln2Out.data, buf, c, &rng)
-            Elementwise.add(out: buf.out.data, a: buf.resid1.data, b: buf.tmp.data, count: n)
+            mlp(buf.ln2Out.data, residual: buf.resid1.data, into: buf.out, buf, c, &rng)
         case .post:
-            attention(x, buf, c, &rng)
-            Elementwise.add(out: buf.resid1.data, a: x, b: buf.tmp.data, count: n)
+            attention(x, residual: x, into: buf.resid1, buf, c, &rng)
             LayerNorm.forward(out: buf.ln1Out.data, mean: buf.ln1Mean.data, rstd: buf.ln1Rstd.data, inp: buf.resid1.data,
                               weight: ln1w.value.data, bias: ln1b.value.data, rows: c.rows, dim: c.dim, eps: c.eps)
-            mlp(buf.ln1Out.data, buf, c, &rng)
-            Elementwise.add(out: buf.resid2.data, a: buf.ln1Out.data, b: buf.tmp.data, count: n)
+            mlp(buf.ln1Out.data, residual: buf.ln1Out.data, into: buf.resid2, buf, c, &rng)
             LayerNorm.forward(out: buf.out.data, mean: buf.ln2Mean.data, rstd: buf.ln2Rstd.data, inp: buf.resid2.data,
                               weight: ln2w.value.data, bias: ln2b.value.data, rows: c.rows, dim: c.dim, eps: c.eps)
         }
@@ -232,20 +232,18 @@ extension ViTBlock {
     func backward(x: UnsafePointer<Float>, dOut: Tensor, dX: Tensor, needInputGrad: Bool,
                   _ buf: BlockBuffers, _ g: BlockGradients, _ c: Context) {
         if !postNorm {
-            // dR1 = dOut + LN2'(MLP'(dOut))
-            g.dA.copyValues(dOut)
+            // dR1 = dOut + LN2'(MLP'(dOut)): the layer norm's backward writes dOut + its gradient.
             g.dB.zero()
             mlpBackward(dOut, a: buf.ln2Out.data, dIn: g.dB.data, buf, g, c)
             LayerNorm.backward(dinp: g.dA.data, dweight: ln2w.grad?.data, dbias: ln2b.grad?.data, dout: g.dB.data,
                                inp: buf.resid1.data, weight: ln2w.value.data, mean: buf.ln2Mean.data, rstd: buf.ln2Rstd.data,
-                               rows: c.rows, dim: c.dim)
+                               rows: c.rows, dim: c.dim, residual: dOut.data)
             // dX = dR1 + LN1'(Attn'(dR1))
             g.dB.zero()
             attentionBackward(g.dA, a: buf.ln1Out.data, dIn: g.dB.data, buf, g, c)
-            if needInputGrad { dX.copyValues(g.dA) }
             LayerNorm.backward(dinp: needInputGrad ? dX.data : nil, dweight: ln1w.grad?.data, dbias: ln1b.grad?.data,
                                dout: g.dB.data, inp: x, weight: ln1w.value.data, mean: buf.ln1Mean.data,
-                               rstd: buf.ln1Rstd.data, rows: c.rows, dim: c.dim)
+                               rstd: buf.ln1Rstd.data, rows: c.rows, dim: c.dim, residual: g.dA.data)
         } else {
             // dR2 = LN2'(dOut); dH = dR2 + MLP'(dR2); dR1 = LN1'(dH); dX = dR1 + Attn'(dR1)
             g.dA.zero()

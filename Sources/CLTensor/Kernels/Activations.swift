@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Pointwise activations. Backward passes read the saved input and accumulate into dinp.
@@ -5,22 +6,12 @@ public enum GELU {
     /// Which formula: the exact one with erf (PyTorch's default, timm's ViTs) or the tanh approximation.
     public enum Kind: String, Codable, Sendable { case erf, tanh }
 
-    static let invSqrt2: Float = 0.70710678118654752
-    static let invSqrt2Pi: Float = 0.39894228040143268
-    static let tanhScale: Float = 0.79788456080286536 // sqrt(2/pi)
-
+    /// The arithmetic is `ck_gelu_forward`/`ck_gelu_backward` (CKernels: vectorised erf and exp);
+    /// this wrapper splits large buffers over the workers.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int, kind: Kind = .erf) {
         let po = SendablePointer(out), pi = SendableConstPointer(inp)
         parallelChunks(count) { lo, hi in
-            switch kind {
-            case .erf:
-                for i in lo..<hi { let x = pi.pointer[i]; po.pointer[i] = 0.5 * x * (1 + erf(x * invSqrt2)) }
-            case .tanh:
-                for i in lo..<hi {
-                    let x = pi.pointer[i]
-                    po.pointer[i] = 0.5 * x * (1 + tanhf(tanhScale * (x + 0.044715 * x * x * x)))
-                }
-            }
+            ck_gelu_forward(po.pointer + lo, pi.pointer + lo, hi - lo, kind == .tanh ? 1 : 0)
         }
     }
 
@@ -28,24 +19,7 @@ public enum GELU {
                                 count: Int, kind: Kind = .erf) {
         let pd = SendablePointer(dinp), pi = SendableConstPointer(inp), pg = SendableConstPointer(dout)
         parallelChunks(count) { lo, hi in
-            switch kind {
-            case .erf:
-                // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-                for i in lo..<hi {
-                    let x = pi.pointer[i]
-                    let cdf = 0.5 * (1 + erf(x * invSqrt2))
-                    let pdf = invSqrt2Pi * expf(-0.5 * x * x)
-                    pd.pointer[i] += pg.pointer[i] * (cdf + x * pdf)
-                }
-            case .tanh:
-                for i in lo..<hi {
-                    let x = pi.pointer[i]
-                    let u = tanhScale * (x + 0.044715 * x * x * x)
-                    let t = tanhf(u)
-                    let du = tanhScale * (1 + 3 * 0.044715 * x * x)
-                    pd.pointer[i] += pg.pointer[i] * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
-                }
-            }
+            ck_gelu_backward(pd.pointer + lo, pi.pointer + lo, pg.pointer + lo, hi - lo, kind == .tanh ? 1 : 0)
         }
     }
 }

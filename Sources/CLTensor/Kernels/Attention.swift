@@ -1,3 +1,5 @@
+import CKernels
+
 /// Multi-head scaled dot-product attention, fused per (sample, head).
 ///
 /// Q, K and V are read in place from wherever the projections wrote them (typically one fused
@@ -45,7 +47,7 @@ public enum Attention {
             let p = pp.pointer + bh * tq * tk
             Compute.sgemm(transA: false, transB: true, m: tq, n: tk, k: hd, alpha: scale,
                           a: qh, lda: l.q.ld, b: kh, ldb: l.k.ld, c: p, ldc: tk)
-            for r in 0..<tq { Softmax.row(p + r * tk, p + r * tk, tk) }
+            ck_softmax_rows(p, p, tq, tk, tk)
             Compute.sgemm(transA: false, transB: false, m: tq, n: hd, k: tk,
                           a: p, lda: tk, b: vh, ldb: l.v.ld,
                           c: po.pointer + b * l.out.batchStride + h * hd, ldc: l.out.ld)
@@ -75,12 +77,7 @@ public enum Attention {
                               beta: 1, c: pdv.pointer + vOff, ldc: l.v.ld)
             }
             // dS = P * (dP - rowsum(dP * P)), in place
-            for r in 0..<tq {
-                let pr = p + r * tk, dr = ds + r * tk
-                var dot: Float = 0
-                for j in 0..<tk { dot += pr[j] * dr[j] }
-                for j in 0..<tk { dr[j] = pr[j] * (dr[j] - dot) }
-            }
+            ck_softmax_backward_rows(ds, p, tq, tk)
             // dQ += scale dS K ; dK += scale dS^T Q
             if let pdq {
                 Compute.sgemm(transA: false, transB: false, m: tq, n: hd, k: tk, alpha: scale, a: ds, lda: tk,

@@ -75,15 +75,26 @@ public enum Matmul {
     }
 }
 
-/// The linear layer: out[R,O] = inp[R,I] W[O,I]^T + bias[O].
+/// The linear layer: out[R,O] = inp[R,I] W[O,I]^T + bias[O] (+ residual[R,O]).
 public enum Linear {
+    /// With `residual`, the residual connection is fused in: out is pre-filled with residual + bias
+    /// in one pass and the GEMM accumulates onto it (beta = 1), instead of a GEMM, then a separate
+    /// add over the whole activation. `residual` must not alias `out`.
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                               rows: Int, inFeatures: Int, outFeatures: Int) {
-        if let bias {
-            // Pre-fill with the bias and let the GEMM accumulate (beta = 1): no second pass.
-            let pout = SendablePointer(out), pb = SendableConstPointer(bias)
-            Compute.parallelFor(rows) { r in (pout.pointer + r * outFeatures).update(from: pb.pointer, count: outFeatures) }
+                               rows: Int, inFeatures: Int, outFeatures: Int, residual: UnsafePointer<Float>? = nil) {
+        if bias != nil || residual != nil {
+            let pout = SendablePointer(out), pb = bias.map(SendableConstPointer.init), pr = residual.map(SendableConstPointer.init)
+            let o = outFeatures
+            Compute.parallelFor(rows) { r in
+                let y = pout.pointer + r * o
+                switch (pr, pb) {
+                case let (res?, b?): let x = res.pointer + r * o; for i in 0..<o { y[i] = x[i] + b.pointer[i] }
+                case let (res?, nil): y.update(from: res.pointer + r * o, count: o)
+                case let (nil, b?): y.update(from: b.pointer, count: o)
+                case (nil, nil): break
+                }
+            }
             Compute.gemm(transA: false, transB: true, m: rows, n: outFeatures, k: inFeatures,
                          a: inp, lda: inFeatures, b: weight, ldb: inFeatures, beta: 1, c: out, ldc: outFeatures)
         } else {

@@ -1,63 +1,50 @@
+import CKernels
 import Foundation
 
 /// Layer normalisation over the last dimension: y = (x - mean) * rstd * weight + bias.
 /// The forward pass saves per-row mean and rstd for the backward pass (as llm.c does).
 public enum LayerNorm {
+    /// Rows per work item: enough to amortise a Dispatch hand-off, few enough to balance.
+    static let rowsPerItem = 64
+
     public static func forward(out: UnsafeMutablePointer<Float>, mean: UnsafeMutablePointer<Float>,
                                rstd: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                                weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
                                rows: Int, dim: Int, eps: Float) {
         let po = SendablePointer(out), pm = SendablePointer(mean), pr = SendablePointer(rstd)
         let pi = SendableConstPointer(inp), pw = SendableConstPointer(weight), pb = SendableConstPointer(bias)
-        Compute.parallelFor(rows) { r in
-            let x = pi.pointer + r * dim, y = po.pointer + r * dim
-            var m: Float = 0
-            for i in 0..<dim { m += x[i] }
-            m /= Float(dim)
-            var v: Float = 0
-            for i in 0..<dim { let d = x[i] - m; v += d * d }
-            v /= Float(dim)
-            let s = 1 / (v + eps).squareRoot()
-            for i in 0..<dim { y[i] = (x[i] - m) * s * pw.pointer[i] + pb.pointer[i] }
-            pm.pointer[r] = m
-            pr.pointer[r] = s
+        let items = (rows + rowsPerItem - 1) / rowsPerItem
+        Compute.parallelFor(items) { item in
+            let lo = item * rowsPerItem, n = min(rowsPerItem, rows - lo)
+            ck_layernorm_forward(po.pointer + lo * dim, pm.pointer + lo, pr.pointer + lo, pi.pointer + lo * dim,
+                                 pw.pointer, pb.pointer, n, dim, eps)
         }
     }
 
-    /// dinp += ...; dweight += sum(norm * dout); dbias += sum(dout). Weight gradients are summed
-    /// per worker into a scratch buffer and reduced once, so rows run in parallel without races.
+    /// dinp += dx (or dinp = residual + dx, written, when `residual` is given: the gradient of a
+    /// residual branch joined without a separate copy); dweight += sum(norm * dout); dbias +=
+    /// sum(dout). Weight gradients are summed per worker into scratch and reduced once, so rows
+    /// run in parallel without races. `residual` must not alias `dinp`.
     public static func backward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                                 dbias: UnsafeMutablePointer<Float>?, dout: UnsafePointer<Float>,
                                 inp: UnsafePointer<Float>, weight: UnsafePointer<Float>,
-                                mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, dim: Int) {
+                                mean: UnsafePointer<Float>, rstd: UnsafePointer<Float>, rows: Int, dim: Int,
+                                residual: UnsafePointer<Float>? = nil) {
         let workers = max(1, min(Compute.threads, rows / 16))
         let wantParams = dweight != nil || dbias != nil
-        var scratch = [Float](repeating: 0, count: wantParams ? workers * 2 * dim : 0)
-        scratch.withUnsafeMutableBufferPointer { sb in
-            let ps = SendablePointer(sb.baseAddress ?? UnsafeMutablePointer<Float>(bitPattern: 64)!)
-            let pdi = dinp.map(SendablePointer.init)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(1, workers * 2 * dim)) { sb in
+            let ps = SendablePointer(sb.baseAddress!)
+            if wantParams { ps.pointer.initialize(repeating: 0, count: workers * 2 * dim) }
+            let pdi = dinp.map(SendablePointer.init), pres = residual.map(SendableConstPointer.init)
             let pg = SendableConstPointer(dout), pi = SendableConstPointer(inp), pw = SendableConstPointer(weight)
             let pm = SendableConstPointer(mean), pr = SendableConstPointer(rstd)
             Compute.parallelFor(workers) { w in
                 let lo = rows * w / workers, hi = rows * (w + 1) / workers
                 let dwLocal = ps.pointer + w * 2 * dim, dbLocal = dwLocal + dim
-                for r in lo..<hi {
-                    let x = pi.pointer + r * dim, g = pg.pointer + r * dim
-                    let m = pm.pointer[r], s = pr.pointer[r]
-                    var meanG: Float = 0, meanGN: Float = 0
-                    for i in 0..<dim {
-                        let n = (x[i] - m) * s
-                        let gw = pw.pointer[i] * g[i]
-                        meanG += gw
-                        meanGN += gw * n
-                    }
-                    meanG /= Float(dim); meanGN /= Float(dim)
-                    for i in 0..<dim {
-                        let n = (x[i] - m) * s
-                        if wantParams { dwLocal[i] += n * g[i]; dbLocal[i] += g[i] }
-                        if let pdi { pdi.pointer[r * dim + i] += (pw.pointer[i] * g[i] - meanG - n * meanGN) * s }
-                    }
-                }
+                ck_layernorm_backward(pdi.map { $0.pointer + lo * dim }, pres.map { $0.pointer + lo * dim },
+                                      wantParams ? dwLocal : nil, wantParams ? dbLocal : nil,
+                                      pg.pointer + lo * dim, pi.pointer + lo * dim, pw.pointer, pm.pointer + lo,
+                                      pr.pointer + lo, hi - lo, dim)
             }
             if wantParams {
                 for w in 0..<workers {
@@ -76,15 +63,11 @@ public enum Softmax {
         for r in 0..<rows { row(out + r * dim, inp + r * dim, dim) }
     }
 
-    /// One row, numerically stable (max subtracted). Shared by attention and cross-entropy.
+    /// One row, numerically stable (max subtracted); `y` may be `x`. The arithmetic is
+    /// `ck_softmax_rows` (vectorised exp); attention calls that directly on a head's score block.
     @inlinable
     public static func row(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ dim: Int) {
-        var mx = -Float.infinity
-        for i in 0..<dim { mx = max(mx, x[i]) }
-        var sum: Float = 0
-        for i in 0..<dim { let e = expf(x[i] - mx); y[i] = e; sum += e }
-        let inv = 1 / sum
-        for i in 0..<dim { y[i] *= inv }
+        ck_softmax_rows(y, x, 1, dim, dim)
     }
 
     /// dinp += y * (dout - sum(dout * y)), with y the saved softmax output.
