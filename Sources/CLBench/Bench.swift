@@ -23,9 +23,8 @@ public struct BenchFigure: Codable, Sendable {
     public var gflopsMedian: Double
     public var peakRSSMiB: Double
     public var stepTimesMs: [Double]
-    /// The OpenBLAS kernel in use and the one its CPU detection chose (see `Compute.selectBLASKernel`).
-    public var blasKernel = Compute.blasKernelSelection.inUse
-    public var blasKernelDetected = Compute.blasKernelSelection.detected
+    /// The OpenBLAS kernel family in use (OPENBLAS_CORETYPE selects it; see `Compute.blasKernelAdvice`).
+    public var blasKernel = Compute.blasKernel
 
     /// Keys as the peer script names them (train_img_per_s_median, infer_img_per_s_median, ...).
     public func json() throws -> String {
@@ -36,7 +35,7 @@ public struct BenchFigure: Codable, Sendable {
             "\(p)_img_per_s_median": imgPerSecMedian, "\(p)_img_per_s_best": imgPerSecBest,
             "\(p)_gflop_per_img": gflopPerImage, "\(p)_gflops_median": gflopsMedian,
             "peak_rss_mib": peakRSSMiB, "\(p)_step_times_ms": stepTimesMs.map { ($0 * 10).rounded() / 10 },
-            "blas_kernel": blasKernel, "blas_kernel_detected": blasKernelDetected, "r": Compute.blasKernelSelection.reason,
+            "blas_kernel": blasKernel ?? "unknown",
         ]
         return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
     }

@@ -131,11 +131,13 @@ struct BenchCommand: ParsableCommand {
                              f.directory as NSString, f.images, f.secondsMedian, f.seconds.count, Double(f.images) / max(f.secondsMedian, 1e-9)))
             }
         }
+        if let advice = Compute.blasKernelAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
         let figures = try Bench.run(c)
         for f in figures {
             if json { print(try f.json()) } else {
-                print(String(format: "%-6@ batch %4d: median %7.1f ms (%6.1f img/s, %5.1f GFLOP/s), best %7.1f ms, peak RSS %.0f MiB",
-                             f.figure as NSString, f.batch, f.stepMsMedian, f.imgPerSecMedian, f.gflopsMedian, f.stepMsBest, f.peakRSSMiB))
+                print(String(format: "%-6@ batch %4d: median %7.1f ms (%6.1f img/s, %5.1f GFLOP/s), best %7.1f ms, peak RSS %.0f MiB, BLAS kernel %@",
+                             f.figure as NSString, f.batch, f.stepMsMedian, f.imgPerSecMedian, f.gflopsMedian, f.stepMsBest, f.peakRSSMiB,
+                             (f.blasKernel ?? "unknown") as NSString))
             }
         }
     }

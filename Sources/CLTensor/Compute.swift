@@ -27,7 +27,6 @@ public struct SendableConstPointer<T>: @unchecked Sendable {
 /// `threads` is set once at start-up (`--threads`, else `CLBENCH_THREADS`, else the core count).
 public enum Compute {
     nonisolated(unsafe) private static var _threads: Int = {
-        _ = blasKernelSelection
         openblas_set_num_threads(1)
         if let env = ProcessInfo.processInfo.environment["CLBENCH_THREADS"], let n = Int(env), n > 0 { return n }
         return max(1, ProcessInfo.processInfo.activeProcessorCount)
@@ -50,65 +49,33 @@ public enum Compute {
         return String(cString: c)
     }
 
-    /// Makes sure the BLAS kernel choice below has happened; callers of BLAS outside `Compute`
-    /// (the Double linear algebra) call it first so that a whole run uses one kernel.
-    public static func prepareBLAS() { _ = _threads }
-
-    /// What `selectBLASKernel` did, once per process.
-    public static let blasKernelSelection: BLASKernelSelection = selectBLASKernel()
-
-    public struct BLASKernelSelection: Sendable, Equatable {
-        /// The kernel OpenBLAS's own CPU detection picked, and the one in use.
-        public var detected: String, inUse: String
-        /// Why the two differ, or why they do not.
-        public var reason: String
-    }
-
-    /// Debian's OpenBLAS is a DYNAMIC_ARCH build that picks its kernels by CPU model at load time.
-    /// Version 0.3.21 does not know AMD's Zen 4/5 (family 0x19/0x1a) and falls back to its AVX2
-    /// kernels ("Haswell"/"Zen") on CPUs that have AVX-512. Measured on the 2-core reference
-    /// machine (AMD EPYC, family 26), single-threaded SGEMM at the ViT's shapes (4160 x 576 x 192
-    /// and similar) runs at ~118 GFLOP/s with the Haswell kernel and ~230 GFLOP/s with the
-    /// SkylakeX (AVX-512) kernel. So when detection chose an AVX2 kernel but the CPU and the OS
-    /// support AVX-512 F/CD/BW/DQ/VL, we re-run OpenBLAS's own initialisation with
-    /// OPENBLAS_CORETYPE=SkylakeX, exactly as if the user had set that variable. A user who sets
-    /// OPENBLAS_CORETYPE keeps their choice (OPENBLAS_CORETYPE=Haswell restores the detected
-    /// kernel). The entry points are looked up at run time, so a BLAS without DYNAMIC_ARCH (no
-    /// such symbols) is left alone. The kernel in use is part of `blasConfiguration`, which
-    /// result files record: results are bitwise reproducible for one kernel, not across kernels.
-    private static func selectBLASKernel() -> BLASKernelSelection {
-        typealias VoidFn = @convention(c) () -> Void
+    /// The OpenBLAS kernel family in use ("Haswell", "SkylakeX", ...), or nil when the BLAS is
+    /// not an OpenBLAS DYNAMIC_ARCH build. Also part of `blasConfiguration`.
+    public static var blasKernel: String? {
+        _ = _threads
         typealias NameFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
-        guard let handle = dlopen(nil, RTLD_NOW),
-              let quitSym = dlsym(handle, "gotoblas_dynamic_quit"),
-              let initSym = dlsym(handle, "gotoblas_dynamic_init"),
-              let nameSym = dlsym(handle, "gotoblas_corename") else {
-            return BLASKernelSelection(detected: "unknown", inUse: "unknown", reason: "not an OpenBLAS DYNAMIC_ARCH build")
-        }
-        let corename = unsafeBitCast(nameSym, to: NameFn.self)
-        func name() -> String { corename().map { String(cString: $0) } ?? "unknown" }
-        let detected = name()
-        if let forced = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"], !forced.isEmpty {
-            return BLASKernelSelection(detected: detected, inUse: detected, reason: "OPENBLAS_CORETYPE=\(forced) set by the user")
-        }
-        let avx2Fallbacks: Set<String> = ["haswell", "zen"]
-        guard avx2Fallbacks.contains(detected.lowercased()) else {
-            return BLASKernelSelection(detected: detected, inUse: detected, reason: "kept OpenBLAS's choice")
-        }
-        guard cpuHasAVX512() else {
-            return BLASKernelSelection(detected: detected, inUse: detected, reason: "no AVX-512 on this CPU")
-        }
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
-        unsafeBitCast(quitSym, to: VoidFn.self)()
-        unsafeBitCast(initSym, to: VoidFn.self)()
-        let now = name()
-        return BLASKernelSelection(detected: detected, inUse: now,
-                                   reason: "AVX-512 CPU that OpenBLAS \(detected == now ? "could not be moved off" : "did not recognise"); using its SkylakeX kernel")
+        guard let handle = dlopen(nil, RTLD_NOW), let sym = dlsym(handle, "gotoblas_corename") else { return nil }
+        return unsafeBitCast(sym, to: NameFn.self)().map { String(cString: $0) }
     }
 
-    /// AVX-512 F, CD, BW, DQ and VL, as the kernel reports them (only listed when the OS saves
-    /// the AVX-512 state too).
-    private static func cpuHasAVX512() -> Bool {
+    /// A hint for the user when OpenBLAS runs its AVX2 kernels on a CPU with AVX-512, else nil.
+    ///
+    /// Debian's OpenBLAS 0.3.21 is a DYNAMIC_ARCH build that picks kernels by CPU model; it does
+    /// not know AMD's Zen 4/5 and falls back to "Haswell" (AVX2) there, and OPENBLAS_CORETYPE
+    /// overrides the choice. On the 2-core reference machine (AMD EPYC, family 26) single-threaded
+    /// SGEMM at the ViT's shapes ran at ~118 GFLOP/s with the Haswell kernel and ~230 GFLOP/s with
+    /// SkylakeX. clbench never changes the kernel itself: the variable is the user's (that
+    /// machine's environment sets OPENBLAS_CORETYPE=Haswell), and results are bitwise reproducible
+    /// for one kernel, not across kernels.
+    public static var blasKernelAdvice: String? {
+        guard let kernel = blasKernel, ["haswell", "zen"].contains(kernel.lowercased()), cpuHasAVX512 else { return nil }
+        let set = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0) is set)" } ?? ""
+        return "OpenBLAS runs its AVX2 kernel (\(kernel))\(set) on a CPU with AVX-512; OPENBLAS_CORETYPE=SkylakeX "
+            + "selects its AVX-512 kernel, about 2x faster for the ViT's GEMMs on the reference machine (docs/performance.md)"
+    }
+
+    /// AVX-512 F, CD, BW, DQ and VL, as the kernel lists them (only when the OS saves AVX-512 state).
+    static var cpuHasAVX512: Bool {
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return false }
         let flags = Set(line.split(separator: " ").map(String.init))

@@ -1,5 +1,4 @@
 import CBLAS
-import CLTensor
 import Foundation
 
 /// Small dense linear algebra in Double for the statistics methods keep (signatures, LDA heads):
@@ -14,7 +13,6 @@ enum Linalg {
     /// The lower Cholesky factor L (A = L L^T) of a symmetric positive definite A, row-major; the
     /// strict upper triangle of the result is zero. Only A's lower triangle is read.
     static func cholesky(_ a: [Double], n: Int) throws -> [Double] {
-        Compute.prepareBLAS()
         precondition(a.count == n * n, "cholesky: \(a.count) values for \(n) x \(n)")
         if n == 0 { return [] }
         var l = a
@@ -53,7 +51,6 @@ enum Linalg {
 
     /// Each row x of `rows` [m, n] replaced by L^{-1} x (in place): X := X L^{-T}.
     static func solveLowerRows(_ l: [Double], n: Int, rows x: inout [Double], m: Int) {
-        Compute.prepareBLAS()
         if m == 0 || n == 0 { return }
         l.withUnsafeBufferPointer { lp in
             x.withUnsafeMutableBufferPointer { xp in
@@ -65,7 +62,6 @@ enum Linalg {
 
     /// Solves A X = B for X given A = L L^T; B is [n, k] row-major, overwritten with X.
     static func choleskySolve(_ l: [Double], n: Int, _ b: inout [Double], columns k: Int) {
-        Compute.prepareBLAS()
         if k == 0 || n == 0 { return }
         l.withUnsafeBufferPointer { lp in
             b.withUnsafeMutableBufferPointer { bp in
@@ -79,7 +75,6 @@ enum Linalg {
 
     /// X^T X for X [m, n] row-major: the n x n Gram matrix (full, symmetric).
     static func gram(_ x: [Double], m: Int, n: Int) -> [Double] {
-        Compute.prepareBLAS()
         var c = [Double](repeating: 0, count: n * n)
         if m == 0 || n == 0 { return c }
         x.withUnsafeBufferPointer { xp in
@@ -93,7 +88,6 @@ enum Linalg {
 
     /// L L^T for a lower-triangular L (row-major).
     static func product(lower l: [Double], n: Int) -> [Double] {
-        Compute.prepareBLAS()
         var c = [Double](repeating: 0, count: n * n)
         if n == 0 { return c }
         l.withUnsafeBufferPointer { lp in

@@ -26,11 +26,16 @@ public enum GELU {
 
 public enum ReLU {
     public static func forward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count { out[i] = max(inp[i], 0) }
+        let po = SendablePointer(out), pi = SendableConstPointer(inp)
+        parallelChunks(count) { lo, hi in for i in lo..<hi { po.pointer[i] = max(pi.pointer[i], 0) } }
     }
-    /// The derivative at exactly 0 is taken as 0, as PyTorch does.
+    /// The derivative at exactly 0 is taken as 0, as PyTorch does. Written as a select, not a
+    /// branch, so that the loop vectorises (a branch per element was 3.5 % of the smoke suite).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count where inp[i] > 0 { dinp[i] += dout[i] }
+        let pd = SendablePointer(dinp), pi = SendableConstPointer(inp), pg = SendableConstPointer(dout)
+        parallelChunks(count) { lo, hi in
+            for i in lo..<hi { pd.pointer[i] += pi.pointer[i] > 0 ? pg.pointer[i] : 0 }
+        }
     }
 }
 
