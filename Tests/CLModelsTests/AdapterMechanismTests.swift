@@ -29,6 +29,30 @@ final class AdapterMechanismTests: XCTestCase {
         XCTAssertThrowsError(try m.forward(resumingFrom: tap, atBlock: 0, batch: 3))
     }
 
+    /// Inference runs a batch larger than `ViT.inferenceChunkSamples` through the blocks in chunks
+    /// (the last one short). Features, taps and the resumed forward must equal small-batch passes.
+    func testChunkedInferenceEqualsSampleBySamplePasses() throws {
+        let m = model(), n = ViT.inferenceChunkSamples * 2 + 7
+        let x = randomTensor([n, 3, 8, 8], seed: 11)
+        var rng = RNG(seed: 4)
+        let bank = try m.loraSite(block: 1, target: .q).addBank("t0", rank: 2, alpha: 4, rng: &rng)
+        rng.fillNormal(bank.b.value, std: 0.3)
+        m.tapBlocks = [0]
+        let full = try m.forward(images: x).clone()
+        let tap = try XCTUnwrap(m.tap(block: 0)).clone()
+        let resumed = try m.forward(resumingFrom: tap, atBlock: 1, batch: n).clone()
+        let d = m.config.dim, rowsPerSample = m.config.tokens * d
+        for i in [0, 1, ViT.inferenceChunkSamples - 1, ViT.inferenceChunkSamples, n - 1] {
+            let xi = Tensor(shape: [1, 3, 8, 8])
+            xi.data.update(from: x.data + i * 3 * 64, count: 3 * 64)
+            let fi = try m.forward(images: xi)
+            for j in 0..<d { XCTAssertEqual(full[i * d + j], fi[j], accuracy: 1e-5, "sample \(i) feature \(j)") }
+            let ti = try XCTUnwrap(m.tap(block: 0))
+            for j in 0..<rowsPerSample { XCTAssertEqual(tap[i * rowsPerSample + j], ti[j], accuracy: 1e-5, "sample \(i) tap value \(j)") }
+        }
+        XCTAssertTrue(resumed.bitwiseEqual(full), "resuming from the tap repeats the same chunks' arithmetic")
+    }
+
     func testNewBankStartsAsIdentityUpdate() throws {
         let m = model(), x = randomTensor([2, 3, 8, 8], seed: 3)
         let before = try m.forward(images: x).clone()
