@@ -122,6 +122,48 @@ public enum Bench {
         }
         return [figure("train", c.trainBatch, trainTimes, ff + bf, trainRSS), figure("infer", c.inferBatch, inferTimes, ff, peakRSSMiB())]
     }
+
+    /// The ceiling the figures above are measured against: the GFLOP/s of the step's largest GEMM
+    /// (all training tokens through the fused qkv map, [batch * tokens, dim] x [dim, 3 * dim]),
+    /// run the way the model runs it (`Compute.gemm`: one panel per worker, single-threaded BLAS),
+    /// median over `steps` repetitions after warm-up. Nothing else in a step runs faster than this,
+    /// so figure / ceiling is the fraction of the machine's BLAS speed a whole step achieves.
+    public static func blasCeiling(_ c: BenchConfig) -> BLASCeilingFigure {
+        let tokens = (c.image / c.patch) * (c.image / c.patch) + 1
+        let m = c.trainBatch * tokens, n = 3 * c.dim, k = c.dim
+        let a = Tensor(shape: [m, k]), w = Tensor(shape: [n, k]), out = Tensor(shape: [m, n])
+        var rng = RNG(seed: 1).split("bench-ceiling")
+        rng.fillNormal(a); rng.fillNormal(w)
+        func once() {
+            Compute.gemm(transA: false, transB: true, m: m, n: n, k: k, a: a.data, lda: k, b: w.data, ldb: k, c: out.data, ldc: n)
+        }
+        let reps = 20
+        for _ in 0..<reps { once() }
+        var times: [Double] = []
+        for _ in 0..<max(5, c.steps) {
+            let t = DispatchTime.now().uptimeNanoseconds
+            for _ in 0..<reps { once() }
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 / Double(reps))
+        }
+        let flop = 2.0 * Double(m * n * k)
+        return BLASCeilingFigure(m: m, n: n, k: k, threads: Compute.threads, gflopsMedian: flop / median(times) / 1e9,
+                                 gflopsBest: flop / (times.min() ?? median(times)) / 1e9)
+    }
+}
+
+/// `clbench bench`'s "blas_ceiling" figure (see `Bench.blasCeiling`).
+public struct BLASCeilingFigure: Sendable {
+    public var m: Int, n: Int, k: Int, threads: Int
+    public var gflopsMedian: Double, gflopsBest: Double
+    public var blasKernel = Compute.blasKernel
+
+    public func json() throws -> String {
+        let obj: [String: Any] = [
+            "figure": "blas_ceiling", "gemm_m": m, "gemm_n": n, "gemm_k": k, "threads": threads,
+            "blas_ceiling_gflops_median": gflopsMedian, "blas_ceiling_gflops_best": gflopsBest, "blas_kernel": blasKernel ?? "unknown",
+        ]
+        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
+    }
 }
 
 /// `clbench bench --data DIR`: how long reading CIFAR-100's training split takes (the issue's

@@ -140,6 +140,12 @@ struct BenchCommand: ParsableCommand {
                              (f.blasKernel ?? "unknown") as NSString))
             }
         }
+        let ceiling = Bench.blasCeiling(c)
+        if json { print(try ceiling.json()) } else {
+            print(String(format: "ceiling %dx%dx%d GEMM (the step's largest): median %.1f GFLOP/s, best %.1f GFLOP/s; train reaches %.0f %%, infer %.0f %% of it",
+                         ceiling.m, ceiling.n, ceiling.k, ceiling.gflopsMedian, ceiling.gflopsBest,
+                         100 * figures[0].gflopsMedian / ceiling.gflopsMedian, 100 * figures[1].gflopsMedian / ceiling.gflopsMedian))
+        }
     }
 }
 

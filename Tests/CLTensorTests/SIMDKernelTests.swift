@@ -100,3 +100,15 @@ final class SIMDKernelTests: XCTestCase {
         }
     }
 }
+
+/// The BLAS kernel report (`Compute.blasKernel`), which result files and `clbench bench` rely on.
+final class BLASKernelReportTests: XCTestCase {
+    func testKernelNameMatchesConfigurationAndEnvironment() throws {
+        guard let kernel = Compute.blasKernel else { throw XCTSkip("not an OpenBLAS DYNAMIC_ARCH build") }
+        XCTAssertTrue(Compute.blasConfiguration.contains(kernel), "\(Compute.blasConfiguration) names \(kernel)")
+        if let forced = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"], !forced.isEmpty {
+            XCTAssertEqual(kernel.lowercased(), forced.lowercased(), "OPENBLAS_CORETYPE is honoured, never overridden")
+        }
+        if Compute.blasKernelAdvice != nil { XCTAssertTrue(["haswell", "zen"].contains(kernel.lowercased())) }
+    }
+}
