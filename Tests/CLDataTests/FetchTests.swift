@@ -44,7 +44,7 @@ final class FetchTests: XCTestCase {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/range_server.py").path
         let id = UUID().uuidString
         let portFile = dir + "/port-\(id)", log = dir + "/requests-\(id).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log, contents: nil))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["python3", script, "--dir", serveDir, "--port-file", portFile, "--log", log]

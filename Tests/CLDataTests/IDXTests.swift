@@ -43,7 +43,7 @@ final class IDXTests: XCTestCase {
     @discardableResult
     func write(_ name: String, _ data: Data, gzip: Bool = false) -> String {
         let path = dir + "/fashion-mnist/" + name + (gzip ? ".gz" : "")
-        FileManager.default.createFile(atPath: path, contents: gzip ? gzipData(data) : data)
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: gzip ? gzipData(data) : data))
         return path
     }
 

@@ -20,7 +20,7 @@ final class CheckpointTests: XCTestCase {
         withUnsafeBytes(of: &n) { bytes += $0 }
         bytes += Array(header.utf8) + data
         let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         return path
     }
 
@@ -41,10 +41,10 @@ final class CheckpointTests: XCTestCase {
     func testBadHeadersGiveClearErrors() throws {
         func message(_ path: String) -> String { do { _ = try SafetensorsFile(path: path); return "" } catch { return "\(error)" } }
         var p = rawFile("{}", [], name: "short.safetensors")
-        FileManager.default.createFile(atPath: p, contents: Data([1, 2, 3]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data([1, 2, 3])))
         XCTAssertTrue(message(p).contains("shorter than the 8-byte header length"))
         p = dir + "/long.safetensors"
-        FileManager.default.createFile(atPath: p, contents: Data([255, 0, 0, 0, 0, 0, 0, 0, 32]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: p, contents: Data([255, 0, 0, 0, 0, 0, 0, 0, 32])))
         XCTAssertTrue(message(p).contains("header length 255 exceeds"), message(p))
         p = rawFile(#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, Array(repeating: 0, count: 8))
         XCTAssertTrue(message(p).contains("overlap"), message(p))
