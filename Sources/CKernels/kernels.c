@@ -34,7 +34,9 @@
 // baseline target only, whatever clone calls it.
 #define CK_INLINE static inline __attribute__((always_inline))
 
-CK_INLINE float clampf(float x, float lo, float hi) { return fminf(fmaxf(x, lo), hi); }
+// NaN stays NaN (both comparisons are false), so a diverged value is never clamped into a finite
+// one; fminf/fmaxf would turn NaN into a bound and hide it.
+CK_INLINE float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
 
 CK_INLINE float exp_approx(float x) {
     x = clampf(x, -87.3f, 88.0f);

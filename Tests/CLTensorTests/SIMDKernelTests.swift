@@ -82,6 +82,23 @@ final class SIMDKernelTests: XCTestCase {
         }
     }
 
+    /// A diverged value must stay visible: NaN in gives NaN out, never a clamped finite number.
+    func testNaNPropagates() {
+        XCTAssertTrue(ck_exp(.nan).isNaN)
+        XCTAssertTrue(ck_erf(.nan).isNaN)
+        let n = 40
+        let x = Tensor(shape: [n]), y = Tensor(shape: [n])
+        x.fill(0.5); x[17] = .nan
+        for kind in [GELU.Kind.erf, .tanh] {
+            GELU.forward(out: y.data, inp: x.data, count: n, kind: kind)
+            XCTAssertTrue(y[17].isNaN, "\(kind)")
+            XCTAssertFalse(y[16].isNaN)
+        }
+        let row = Tensor(shape: [1, 65]); row.fill(1); row[3] = .nan
+        ck_softmax_rows(row.data, row.data, 1, 65, 65)
+        XCTAssertTrue(row.toArray().allSatisfy(\.isNaN), "a NaN score makes the whole row NaN")
+    }
+
     func testLayerNormMatchesDoubleReferenceAtAnOddWidth() {
         let rows = 5, dim = 37
         var rng = RNG(seed: 9)
