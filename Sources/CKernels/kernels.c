@@ -106,24 +106,30 @@ void ck_gelu_forward(float *restrict out, const float *restrict inp, ptrdiff_t n
     }
 }
 
+CK_INLINE float gelu_derivative(float x, int tanh_form) {
+    if (tanh_form) {
+        float t = tanh_approx(kTanhScale * (x + 0.044715f * x * x * x));
+        float du = kTanhScale * (1.0f + 3.0f * 0.044715f * x * x);
+        return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du;
+    }
+    // d/dx [x Phi(x)] = Phi(x) + x phi(x)
+    float cdf = 0.5f * (1.0f + erf_approx(x * kInvSqrt2));
+    float pdf = kInvSqrt2Pi * exp_approx(-0.5f * x * x);
+    return cdf + x * pdf;
+}
+
 CK_CLONES
 void ck_gelu_backward(float *restrict dinp, const float *restrict inp, const float *restrict dout, ptrdiff_t n,
-                      int tanh_form) {
-    if (tanh_form) {
-        for (ptrdiff_t i = 0; i < n; i++) {
-            float x = inp[i];
-            float t = tanh_approx(kTanhScale * (x + 0.044715f * x * x * x));
-            float du = kTanhScale * (1.0f + 3.0f * 0.044715f * x * x);
-            dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
-        }
+                      int tanh_form, int accumulate) {
+    // Four loops rather than branches inside one, so that each vectorises on its own.
+    if (tanh_form && accumulate) {
+        for (ptrdiff_t i = 0; i < n; i++) dinp[i] += dout[i] * gelu_derivative(inp[i], 1);
+    } else if (tanh_form) {
+        for (ptrdiff_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_derivative(inp[i], 1);
+    } else if (accumulate) {
+        for (ptrdiff_t i = 0; i < n; i++) dinp[i] += dout[i] * gelu_derivative(inp[i], 0);
     } else {
-        // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-        for (ptrdiff_t i = 0; i < n; i++) {
-            float x = inp[i];
-            float cdf = 0.5f * (1.0f + erf_approx(x * kInvSqrt2));
-            float pdf = kInvSqrt2Pi * exp_approx(-0.5f * x * x);
-            dinp[i] += dout[i] * (cdf + x * pdf);
-        }
+        for (ptrdiff_t i = 0; i < n; i++) dinp[i] = dout[i] * gelu_derivative(inp[i], 0);
     }
 }
 

@@ -97,12 +97,13 @@ extension ViTBlock {
         }
     }
 
+    /// dinp = dout * act'(fc1Out), written (not accumulated): dinp needs no zeroing first.
     private func activateBackward(_ dinp: Tensor, _ dout: Tensor, _ buf: BlockBuffers, _ c: Context) {
         let n = c.rows * c.mlp
         switch c.activation {
-        case .gelu: GELU.backward(dinp: dinp.data, inp: buf.fc1Out.data, dout: dout.data, count: n, kind: .erf)
-        case .geluTanh: GELU.backward(dinp: dinp.data, inp: buf.fc1Out.data, dout: dout.data, count: n, kind: .tanh)
-        case .relu: ReLU.backward(dinp: dinp.data, inp: buf.fc1Out.data, dout: dout.data, count: n)
+        case .gelu: GELU.backward(dinp: dinp.data, inp: buf.fc1Out.data, dout: dout.data, count: n, kind: .erf, accumulate: false)
+        case .geluTanh: GELU.backward(dinp: dinp.data, inp: buf.fc1Out.data, dout: dout.data, count: n, kind: .tanh, accumulate: false)
+        case .relu: ReLU.backward(dinp: dinp.data, inp: buf.fc1Out.data, dout: dout.data, count: n, accumulate: false)
         }
     }
 
@@ -220,7 +221,6 @@ extension ViTBlock {
         Linear.backward(dinp: g.dMLP2.data, dweight: fc2W.grad?.data, dbias: fc2B.grad?.data, dout: dOut.data,
                         inp: buf.actOut.data, weight: fc2W.value.data, rows: c.rows, inFeatures: c.mlp, outFeatures: c.dim)
         lora[.fc2]?.backward(dy: dOut.data, ldy: c.dim, x: buf.actOut.data, dx: g.dMLP2.data, rows: c.rows)
-        g.dMLP1.zero()
         activateBackward(g.dMLP1, g.dMLP2, buf, c)
         Linear.backward(dinp: dIn, dweight: fc1W.grad?.data, dbias: fc1B.grad?.data, dout: g.dMLP1.data, inp: a,
                         weight: fc1W.value.data, rows: c.rows, inFeatures: c.dim, outFeatures: c.mlp)

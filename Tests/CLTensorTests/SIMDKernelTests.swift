@@ -43,6 +43,15 @@ final class SIMDKernelTests: XCTestCase {
         d.fill(0.25); dt.fill(0.25)   // backward accumulates
         GELU.backward(dinp: d.data, inp: x.data, dout: g.data, count: n, kind: .erf)
         GELU.backward(dinp: dt.data, inp: x.data, dout: g.data, count: n, kind: .tanh)
+        // accumulate: false writes the same gradient over whatever was there.
+        let w = Tensor(shape: [n]), wt = Tensor(shape: [n])
+        w.fill(99); wt.fill(-99)
+        GELU.backward(dinp: w.data, inp: x.data, dout: g.data, count: n, kind: .erf, accumulate: false)
+        GELU.backward(dinp: wt.data, inp: x.data, dout: g.data, count: n, kind: .tanh, accumulate: false)
+        for i in 0..<n {
+            XCTAssertEqual(w[i] + 0.25, d[i], accuracy: 1e-6)
+            XCTAssertEqual(wt[i] + 0.25, dt[i], accuracy: 1e-6)
+        }
         for i in 0..<n {
             let v = Double(xs[i]), gi = Double(g[i])
             let cdf = 0.5 * (1 + Foundation.erf(v / 2.0.squareRoot())), pdf = Foundation.exp(-v * v / 2) / (2 * Double.pi).squareRoot()

@@ -12,8 +12,9 @@ extern "C" {
 
 /// out[i] = GELU(inp[i]); tanh_form selects 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
 void ck_gelu_forward(float *out, const float *inp, ptrdiff_t n, int tanh_form);
-/// dinp[i] += dout[i] * GELU'(inp[i]).
-void ck_gelu_backward(float *dinp, const float *inp, const float *dout, ptrdiff_t n, int tanh_form);
+/// dinp[i] += dout[i] * GELU'(inp[i]), or dinp[i] = ... when accumulate is 0 (dinp is then only
+/// written, so the caller need not zero it first).
+void ck_gelu_backward(float *dinp, const float *inp, const float *dout, ptrdiff_t n, int tanh_form, int accumulate);
 
 /// y = softmax(x) per row of `dim` values, rows `ld` apart (y may equal x).
 void ck_softmax_rows(float *y, const float *x, ptrdiff_t rows, ptrdiff_t dim, ptrdiff_t ld);

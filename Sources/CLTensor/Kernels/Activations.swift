@@ -15,11 +15,13 @@ public enum GELU {
         }
     }
 
+    /// dinp += dout * GELU'(inp); with `accumulate: false`, dinp = dout * GELU'(inp), written
+    /// without being read (the MLP's backward uses this and skips zeroing a [rows, mlp] buffer).
     public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>,
-                                count: Int, kind: Kind = .erf) {
+                                count: Int, kind: Kind = .erf, accumulate: Bool = true) {
         let pd = SendablePointer(dinp), pi = SendableConstPointer(inp), pg = SendableConstPointer(dout)
         parallelChunks(count) { lo, hi in
-            ck_gelu_backward(pd.pointer + lo, pi.pointer + lo, pg.pointer + lo, hi - lo, kind == .tanh ? 1 : 0)
+            ck_gelu_backward(pd.pointer + lo, pi.pointer + lo, pg.pointer + lo, hi - lo, kind == .tanh ? 1 : 0, accumulate ? 1 : 0)
         }
     }
 }
@@ -31,10 +33,16 @@ public enum ReLU {
     }
     /// The derivative at exactly 0 is taken as 0, as PyTorch does. Written as a select, not a
     /// branch, so that the loop vectorises (a branch per element was 3.5 % of the smoke suite).
-    public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int) {
+    /// `accumulate: false` writes dinp instead of adding to it, as for GELU.
+    public static func backward(dinp: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, dout: UnsafePointer<Float>, count: Int,
+                                accumulate: Bool = true) {
         let pd = SendablePointer(dinp), pi = SendableConstPointer(inp), pg = SendableConstPointer(dout)
         parallelChunks(count) { lo, hi in
-            for i in lo..<hi { pd.pointer[i] += pi.pointer[i] > 0 ? pg.pointer[i] : 0 }
+            if accumulate {
+                for i in lo..<hi { pd.pointer[i] += pi.pointer[i] > 0 ? pg.pointer[i] : 0 }
+            } else {
+                for i in lo..<hi { pd.pointer[i] = pi.pointer[i] > 0 ? pg.pointer[i] : 0 }
+            }
         }
     }
 }
