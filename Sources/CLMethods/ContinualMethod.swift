@@ -85,10 +85,20 @@ public struct MethodContext {
     public init(backbone: ViT, rng: RNG, classCount: Int) { self.backbone = backbone; self.rng = rng; self.classCount = classCount }
 }
 
+/// Method types are kept in `@Sendable` factories by the registry (`MethodRegistration.of`), which
+/// needs their metatypes to be Sendable: `SendableMetatype` (Swift 6.2+; a method type must not be
+/// isolated to a global actor; its instances need not be Sendable). Older compilers have no such
+/// protocol and no such check, so there it is an empty protocol.
+#if compiler(>=6.2)
+public typealias MethodTypeSendability = SendableMetatype
+#else
+public protocol MethodTypeSendability {}
+#endif
+
 /// The method protocol, in the spirit of Mammoth's ContinualModel but typed: each method declares
 /// its options and capabilities. The runner calls, per task: `beginTask`, `train` on each batch
 /// (epochs x steps), `endTask`, then `predict` on the test data of every task.
-public protocol ContinualMethod: AnyObject {
+public protocol ContinualMethod: AnyObject, MethodTypeSendability {
     associatedtype Options: MethodOptions
     static var name: String { get }
     static var summary: String { get }

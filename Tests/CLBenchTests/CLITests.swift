@@ -127,7 +127,7 @@ final class CLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let manifest = #"{"format":"raw-records","files":{"train":"train.bin"},"record_bytes":14,"label_bytes":2,"label_index":1,"channels":3,"height":2,"width":2,"classes":100,"train_records":5}"#
         try manifest.write(toFile: folder + "/dataset.json", atomically: true, encoding: .utf8)
-        FileManager.default.createFile(atPath: folder + "/train.bin", contents: Data((0..<5).flatMap { [0, UInt8($0)] + [UInt8](repeating: 9, count: 12) }))
+        XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/train.bin", contents: Data((0..<5).flatMap { [0, UInt8($0)] + [UInt8](repeating: 9, count: 12) })))
         let f = try Bench.dataLoad(root: dir)
         XCTAssertEqual(f.images, 5)
         XCTAssertEqual(f.seconds.count, 3)

@@ -20,7 +20,7 @@ final class RecordReaderTests: XCTestCase {
             bytes += (0..<12).map { UInt8((i * 12 + $0) % 256) }
         }
         let path = dir + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(bytes.dropLast(truncateBy)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes.dropLast(truncateBy))))
         return path
     }
 
