@@ -94,8 +94,7 @@ public struct SuiteFile: Decodable, Sendable {
         var cells: [CellSpec] = []
         for scenario in scenarios {
             for m in regs {
-                var o = (options ?? [:]).filter { m.defaults[$0.key] != nil }
-                for (k, v) in methodOptions?[m.name] ?? [:] { o[k] = v }
+                let o = optionOverrides(for: m)
                 for seed in seeds {
                     cells.append(try CellExecutor.resolve(method: m.name, overrides: o, scenario: scenario, seed: seed,
                                                           backbone: backbone, schedule: schedule, registry: registry))
@@ -103,6 +102,15 @@ public struct SuiteFile: Decodable, Sendable {
             }
         }
         return cells
+    }
+
+    /// The options this suite sets for `method`: the shared `options` the method has, then its
+    /// `method_options` entry on top. `clbench run --suite` applies them too, so a cell run alone
+    /// has the same configuration (and hash) as the suite's cell.
+    public func optionOverrides(for method: MethodRegistration) -> [String: JSONValue] {
+        var o = (options ?? [:]).filter { method.defaults[$0.key] != nil }
+        for (k, v) in methodOptions?[method.name] ?? [:] { o[k] = v }
+        return o
     }
 }
 

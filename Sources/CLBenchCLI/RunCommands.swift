@@ -9,7 +9,7 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Registered method name (see `clbench list methods`).") var method: String
     @Option(help: "Built-in scenario name (see `clbench list scenarios`).") var scenario: String
-    @Option(help: "Suite whose backbone and schedule to use.") var suite = "default"
+    @Option(help: "Suite whose backbone, schedule and options (shared and this method's) to use; --set overrides options.") var suite = "default"
     @Option(help: "Use this checkpoint as the backbone instead of the suite's.") var checkpoint: String?
     @Option(help: "Output directory.") var out = "runs/single"
     @Option(help: "Data root (default: $CLBENCH_DATA, else ~/.cache/clbench/data).") var data: String?
@@ -25,7 +25,7 @@ struct RunCommand: ParsableCommand {
         if let checkpoint { backbone = BackboneSpec(checkpoint: checkpoint) }
         var schedule = suiteFile.schedule
         if let epochs { schedule.epochs = epochs }
-        var overrides: [String: JSONValue] = [:]
+        var overrides = suiteFile.optionOverrides(for: try CLBenchCLI.registry.named(method))
         for s in settings {
             guard let eq = s.firstIndex(of: "="), eq != s.startIndex else { throw ValidationError("--set expects key=value, got '\(s)'") }
             overrides[String(s[..<eq])] = JSONValue.parse(String(s[s.index(after: eq)...]))

@@ -110,6 +110,36 @@ final class SuiteTests: XCTestCase {
         XCTAssertEqual(all, ["synthetic__finetune__s0.json.zst", "synthetic__joint__s0.json.zst", "synthetic__ncm__s0.json.zst"])
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: out).allSatisfy { !$0.contains(".tmp-") }, "no temporaries left")
     }
+
+    /// `clbench run --suite FILE` takes the suite's options (shared and per method), so the cell it
+    /// writes is the suite's cell: `suite --list` shows it as done. `--set` still overrides.
+    func testRunWithASuiteWritesThatSuitesCell() throws {
+        guard let exe = CLITests.executable() else { throw XCTSkip("the clbench executable was not found beside the test binary") }
+        let file = dir + "/tiny.yaml", out = dir + "/out"
+        try yaml(extra: "options: {lr: 0.003, head_lr: 0.03}\nmethod_options: {finetune: {rank: 4}}")
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        func clbench(_ args: [String]) throws -> String {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: exe)
+            p.arguments = args + ["--threads", "1"]
+            let pipe = Pipe()
+            p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            XCTAssertEqual(p.terminationStatus, 0, text)
+            return text
+        }
+        _ = try clbench(["run", "--suite", file, "--method", "finetune", "--scenario", "synthetic", "--out", out, "--data", dir])
+        var list = try clbench(["suite", file, "--list", "--out", out, "--data", dir])
+        XCTAssertTrue(list.contains("synthetic__finetune__s0  done"), list)
+        let options = try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").config.cell.options
+        XCTAssertEqual(options["rank"], .number(4)); XCTAssertEqual(options["lr"], .number(0.003))
+        _ = try clbench(["run", "--suite", file, "--method", "finetune", "--scenario", "synthetic", "--out", out, "--data", dir,
+                         "--set", "rank=2"])
+        list = try clbench(["suite", file, "--list", "--out", out, "--data", dir])
+        XCTAssertTrue(list.contains("synthetic__finetune__s0  stale"), list)
+    }
 }
 
 final class ReproducibilityTests: XCTestCase {
