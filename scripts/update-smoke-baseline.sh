@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 data=${CLBENCH_DATA:-../shared/data}
 swift build --product clbench
 rm -rf results/smoke
-.build/debug/clbench suite smoke --data "$data" --out results/smoke --threads 2
+# The OpenBLAS kernel is pinned, as in .ci/run: results are bitwise reproducible for one kernel only.
+OPENBLAS_CORETYPE=Haswell .build/debug/clbench suite smoke --data "$data" --out results/smoke --threads 2
 bash scripts/update-readme-results.sh
 echo "results/smoke updated; run 'swift package --allow-writing-to-package-directory paper-tables' to refresh docs/results.{md,tex}"

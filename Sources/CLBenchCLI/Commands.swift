@@ -58,6 +58,14 @@ struct ComputeOptions: ParsableArguments {
             Compute.setThreads(threads)
         }
     }
+
+    /// For the long-running commands (suite, run, bench): one line on stderr when OpenBLAS runs
+    /// its AVX2 kernel on an AVX-512 CPU, where OPENBLAS_CORETYPE=SkylakeX doubles GEMM speed.
+    /// Unless `evenIfChosen`, silent when OPENBLAS_CORETYPE is set: the kernel is then a choice.
+    func adviseOnBLASKernel(evenIfChosen: Bool = false) {
+        if !evenIfChosen, ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] != nil { return }
+        if let advice = Compute.blasKernelAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
+    }
 }
 
 struct Evaluate: ParsableCommand {
@@ -131,7 +139,7 @@ struct BenchCommand: ParsableCommand {
                              f.directory as NSString, f.images, f.secondsMedian, f.seconds.count, Double(f.images) / max(f.secondsMedian, 1e-9)))
             }
         }
-        if let advice = Compute.blasKernelAdvice { FileHandle.standardError.write(Data("note: \(advice)\n".utf8)) }
+        compute.adviseOnBLASKernel(evenIfChosen: true)
         let figures = try Bench.run(c)
         for f in figures {
             if json { print(try f.json()) } else {

@@ -20,6 +20,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
+        compute.adviseOnBLASKernel()
         let (suiteFile, _) = try SuiteFile.load(suite)
         var backbone = suiteFile.backbone
         if let checkpoint { backbone = BackboneSpec(checkpoint: checkpoint) }
@@ -54,6 +55,7 @@ struct SuiteCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
+        if !list { compute.adviseOnBLASKernel() }
         let shard = try self.shard.map(Shard.init)
         let (suiteFile, _) = try SuiteFile.load(file)
         let runner = try SuiteRunner(suite: suiteFile, registry: CLBenchCLI.registry, outDir: out ?? "runs/\(suiteFile.name)",

@@ -60,18 +60,19 @@ public enum Compute {
 
     /// A hint for the user when OpenBLAS runs its AVX2 kernels on a CPU with AVX-512, else nil.
     ///
-    /// Debian's OpenBLAS 0.3.21 is a DYNAMIC_ARCH build that picks kernels by CPU model; it does
-    /// not know AMD's Zen 4/5 and falls back to "Haswell" (AVX2) there, and OPENBLAS_CORETYPE
-    /// overrides the choice. On the 2-core reference machine (AMD EPYC, family 26) single-threaded
-    /// SGEMM at the ViT's shapes ran at ~118 GFLOP/s with the Haswell kernel and ~230 GFLOP/s with
-    /// SkylakeX. clbench never changes the kernel itself: the variable is the user's (that
-    /// machine's environment sets OPENBLAS_CORETYPE=Haswell), and results are bitwise reproducible
-    /// for one kernel, not across kernels.
+    /// Debian's OpenBLAS is a DYNAMIC_ARCH build that picks kernels by CPU at load time, and
+    /// OPENBLAS_CORETYPE overrides the choice. On the 2-core reference machine (AMD EPYC, family 26)
+    /// its detection picks "Cooperlake" (AVX-512), but the machine's environment sets
+    /// OPENBLAS_CORETYPE=Haswell (AVX2). Single-threaded SGEMM at the ViT's shapes ran at ~118
+    /// GFLOP/s with the Haswell kernel and ~230 GFLOP/s with SkylakeX. clbench never changes the
+    /// kernel itself: the choice is the user's, and results are bitwise reproducible for one
+    /// kernel, not across kernels (CI pins the kernel its smoke baseline was made with).
     public static var blasKernelAdvice: String? {
         guard let kernel = blasKernel, ["haswell", "zen"].contains(kernel.lowercased()), cpuHasAVX512 else { return nil }
         let set = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0) is set)" } ?? ""
-        return "OpenBLAS runs its AVX2 kernel (\(kernel))\(set) on a CPU with AVX-512; OPENBLAS_CORETYPE=SkylakeX "
-            + "selects its AVX-512 kernel, about 2x faster for the ViT's GEMMs on the reference machine (docs/performance.md)"
+        return "OpenBLAS runs its AVX2 kernel (\(kernel))\(set) on a CPU with AVX-512; an AVX-512 kernel "
+            + "(OPENBLAS_CORETYPE=SkylakeX, or unset to let OpenBLAS detect the CPU) was about 2x faster for the ViT's GEMMs "
+            + "on the reference machine (docs/performance.md)"
     }
 
     /// AVX-512 F, CD, BW, DQ and VL, as the kernel lists them (only when the OS saves AVX-512 state).
