@@ -63,8 +63,9 @@ public enum Compute {
     /// Debian's OpenBLAS is a DYNAMIC_ARCH build that picks kernels by CPU at load time, and
     /// OPENBLAS_CORETYPE overrides the choice. On the 2-core reference machine (AMD EPYC, family 26)
     /// its detection picks "Cooperlake" (AVX-512), but the machine's environment sets
-    /// OPENBLAS_CORETYPE=Haswell (AVX2). Single-threaded SGEMM at the ViT's shapes ran at ~118
-    /// GFLOP/s with the Haswell kernel and ~230 GFLOP/s with SkylakeX. clbench never changes the
+    /// OPENBLAS_CORETYPE=Haswell (AVX2). Single-threaded SGEMM at the ViT's largest shape ran at 123
+    /// GFLOP/s with the Haswell kernel and 238 with SkylakeX (`clbench bench --threads 1`'s
+    /// blas_ceiling figure). clbench never changes the
     /// kernel itself: the choice is the user's, and results are bitwise reproducible for one
     /// kernel, not across kernels (CI pins the kernel its smoke baseline was made with).
     public static var blasKernelAdvice: String? {
