@@ -402,21 +402,22 @@ final class ViTWorkspace {
             BlockBuffers(rows: chunkRows, dim: d, mlp: config.mlpDim, probCount: probCount, prefixRows: prefixRows)
         }
         gradients = key.training ? BlockGradients(rows: rows, dim: d, mlp: config.mlpDim, probCount: probCount, prefixRows: prefixRows) : nil
-        (headDim, heads, eps, mlp, activation) = (config.headDim, config.heads, config.layerNormEps, config.mlpDim, config.activation)
-        context = ViTBlock.Context(rows: chunkRows, dim: d, mlp: mlp, eps: eps, batch: chunkSamples, tokens: tokens, heads: heads,
-                                   layout: .fused(batch: chunkSamples, tokens: tokens, heads: heads, dim: d),
-                                   scale: 1 / Float(headDim).squareRoot(), activation: activation, training: key.training)
+        self.config = config
+        context = Self.context(config, samples: chunkSamples, tokens: tokens, training: key.training)
     }
 
-    private let headDim: Int, heads: Int, eps: Float, mlp: Int, activation: Activation
+    private let config: ViTConfig
+
+    private static func context(_ config: ViTConfig, samples n: Int, tokens: Int, training: Bool) -> ViTBlock.Context {
+        let d = config.dim
+        return ViTBlock.Context(rows: n * tokens, dim: d, mlp: config.mlpDim, eps: config.layerNormEps, batch: n, tokens: tokens,
+                                heads: config.heads, layout: .fused(batch: n, tokens: tokens, heads: config.heads, dim: d),
+                                scale: 1 / Float(config.headDim).squareRoot(), activation: config.activation, training: training)
+    }
 
     /// The block context for a chunk of `n` samples (n <= chunkSamples; the last chunk may be short).
     func context(samples n: Int) -> ViTBlock.Context {
-        if n == chunkSamples { return context }
-        let d = context.dim
-        return ViTBlock.Context(rows: n * tokens, dim: d, mlp: mlp, eps: eps, batch: n, tokens: tokens, heads: heads,
-                                layout: .fused(batch: n, tokens: tokens, heads: heads, dim: d),
-                                scale: context.scale, activation: activation, training: key.training)
+        n == chunkSamples ? context : Self.context(config, samples: n, tokens: tokens, training: key.training)
     }
 
     func buffers(for block: Int) -> BlockBuffers { blockBuffers[key.training ? block : block % blockBuffers.count] }
