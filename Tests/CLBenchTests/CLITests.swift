@@ -30,7 +30,13 @@ final class CLITests: XCTestCase {
     struct Outcome { var status: Int32; var signalled: Bool; var stdout: String; var stderr: String }
 
     func run(_ arguments: [String], executable name: String = "clbench") throws -> Outcome {
-        guard let exe = Self.executable(name) else {
+        try Self.execute(arguments, executable: name)
+    }
+
+    /// Runs an executable of this package (one worker thread) and collects its exit and output;
+    /// skips the calling test when it was not built.
+    static func execute(_ arguments: [String], executable name: String = "clbench") throws -> Outcome {
+        guard let exe = executable(name) else {
             throw XCTSkip("the \(name) executable was not found beside the test binary (build with `swift build --build-tests`)")
         }
         let p = Process()

@@ -114,21 +114,13 @@ final class SuiteTests: XCTestCase {
     /// `clbench run --suite FILE` takes the suite's options (shared and per method), so the cell it
     /// writes is the suite's cell: `suite --list` shows it as done. `--set` still overrides.
     func testRunWithASuiteWritesThatSuitesCell() throws {
-        guard let exe = CLITests.executable() else { throw XCTSkip("the clbench executable was not found beside the test binary") }
         let file = dir + "/tiny.yaml", out = dir + "/out"
         try yaml(extra: "options: {lr: 0.003, head_lr: 0.03}\nmethod_options: {finetune: {rank: 4}}")
             .write(toFile: file, atomically: true, encoding: .utf8)
         func clbench(_ args: [String]) throws -> String {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = args + ["--threads", "1"]
-            let pipe = Pipe()
-            p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
-            try p.run()
-            let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0, text)
-            return text
+            let o = try CLITests.execute(args)
+            XCTAssertEqual(o.status, 0, o.stderr)
+            return o.stdout
         }
         _ = try clbench(["run", "--suite", file, "--method", "finetune", "--scenario", "synthetic", "--out", out, "--data", dir])
         var list = try clbench(["suite", file, "--list", "--out", out, "--data", dir])
