@@ -50,7 +50,7 @@ let package = Package(
         // C, because these loops need vectorised exp/erf and per-CPU code (target_clones); see kernels.c.
         .target(name: "CKernels", publicHeadersPath: "include", cSettings: optimisedC),
         .target(name: "CLTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimised),
-        .target(name: "CLModels", dependencies: ["CLTensor"], swiftSettings: optimised),
+        .target(name: "CLModels", dependencies: ["CLTensor", "CLData"], swiftSettings: optimised),
         .target(name: "CLData", dependencies: ["CLTensor", "CZlib", "CJPEG", "CPNG", "CImageCodec"], swiftSettings: optimised),
         .target(name: "CLMethods", dependencies: ["CBLAS", "CLTensor", "CLModels", "CLData"], swiftSettings: optimised),
         .target(name: "CLBench", dependencies: ["CLTensor", "CLModels", "CLData", "CLMethods", "CZstd", "Yams"], swiftSettings: optimised),
@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(name: "clashing-method-cli", dependencies: ["CLBenchCLI", "CLMethods", "CLTensor"],
                           path: "Tests/ClashingMethodCLI"),
         .testTarget(name: "CLTensorTests", dependencies: ["CLTensor", "CKernels", "CLTestSupport"]),
-        .testTarget(name: "CLModelsTests", dependencies: ["CLModels", "CLTensor", "CLTestSupport"],
+        .testTarget(name: "CLModelsTests", dependencies: ["CLModels", "CLData", "CLTensor", "CLTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CLDataTests", dependencies: ["CLData", "CLTensor", "CZlib", "CImageCodec", "CPNG"],
                     exclude: ["Fixtures"]),

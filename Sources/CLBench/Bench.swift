@@ -75,7 +75,7 @@ public enum Bench {
         let cfg = ViTConfig(imageSize: c.image, patchSize: c.patch, dim: c.dim, depth: c.depth, heads: c.heads, mlpDim: c.mlp,
                             norm: .pre, activation: .gelu, layerNormEps: 1e-6)
         try cfg.validate(source: "bench configuration")
-        let model = ViT(config: cfg, seed: 0)
+        let model = Transformer(vit: cfg, seed: 0)
         var rng = RNG(seed: 0).split("bench")
         var lora: [Parameter] = []
         for b in 0..<c.depth {
@@ -94,7 +94,7 @@ public enum Bench {
         let probs = Tensor(shape: [c.trainBatch, c.classes]), dlogits = Tensor(shape: [c.trainBatch, c.classes])
         func step() throws {
             opt.zeroGrad()
-            let logits = try head.forward(try model.forward(images: x, training: true))
+            let logits = try head.forward(try model.forward(.images(x), training: true))
             _ = CrossEntropy.forward(probs: probs.data, logits: logits.data, targets: targets, rows: c.trainBatch, classes: c.classes)
             dlogits.zero()
             CrossEntropy.backward(dlogits: dlogits.data, probs: probs.data, targets: targets, rows: c.trainBatch, classes: c.classes)
@@ -109,7 +109,7 @@ public enum Bench {
         let trainRSS = peakRSSMiB()
 
         let xi = Tensor(shape: [c.inferBatch, 3, c.image, c.image]); rng.fillNormal(xi)
-        let infer = { _ = try head.forward(try model.forward(images: xi)) }
+        let infer = { _ = try head.forward(try model.forward(.images(xi))) }
         for _ in 0..<max(1, c.warmup) { try infer() }
         let inferTimes = try time(max(5, c.steps / 2), infer)
 

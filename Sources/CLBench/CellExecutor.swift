@@ -23,9 +23,17 @@ public enum CellExecutor {
     }
 
     struct Backbone {
-        var model: ViT
+        var model: Transformer
         var mean: [Float], std: [Float]
         var files: [String]
+
+        /// The scenario prepared for this backbone's front end (images converted to its input size and channels).
+        func prepare(_ scenario: Scenario) throws -> PreparedScenario {
+            guard let image = model.imageConfig else {
+                throw MethodError("scenario '\(scenario.name)' holds images, but the backbone's front end embeds \(model.frontEnd.inputKind); use an image backbone (a ViT checkpoint or backbone.scratch)")
+            }
+            return try PreparedScenario(scenario, size: image.imageSize, channels: image.inChannels)
+        }
     }
 
     /// Checksums already computed in this process, by path, size and modification time.
@@ -45,16 +53,14 @@ public enum CellExecutor {
     static func buildBackbone(_ spec: CellSpec, scenario: Scenario, outDir: String?, log: (String) -> Void) throws -> Backbone {
         if let path = spec.backbone.checkpoint {
             let ck = try Checkpoint.load(path)
-            let dir = (ck.path as NSString).deletingLastPathComponent
-            let cfg = (dir as NSString).appendingPathComponent("config.json")
-            return Backbone(model: ck.model, mean: ck.model.config.normalizeMean, std: ck.model.config.normalizeStd,
-                            files: [ck.path] + (FileManager.default.fileExists(atPath: cfg) ? [cfg] : []))
+            return Backbone(model: ck.model, mean: ck.model.imageConfig?.normalizeMean ?? [], std: ck.model.imageConfig?.normalizeStd ?? [],
+                            files: ck.files)
         }
         let a = spec.backbone.scratch!
         let config = ViTConfig(imageSize: a.imageSize, patchSize: a.patchSize, dim: a.dim, depth: a.depth, heads: a.heads, mlpDim: a.mlpDim)
         try config.validate(source: "backbone.scratch")
         var seeds = RNG(seed: spec.seed).split("backbone")
-        let model = ViT(config: config, seed: seeds.next())
+        let model = Transformer(vit: config, seed: seeds.next())
         var backbone = Backbone(model: model, mean: config.normalizeMean, std: config.normalizeStd, files: [])
         if let epochs = spec.backbone.pretrainEpochs, epochs > 0 {
             try pretrain(&backbone, spec: spec, scenario: scenario, epochs: epochs, cacheDir: outDir.map { ($0 as NSString).appendingPathComponent(".backbones") }, log: log)
@@ -79,7 +85,7 @@ public enum CellExecutor {
             log("backbone: reused pretrained weights \(cached)")
             return
         }
-        let prepared = try PreparedScenario(scenario, size: b.model.config.imageSize, channels: b.model.config.inChannels)
+        let prepared = try b.prepare(scenario)
         var rng = RNG(seed: spec.seed).split("pretrain")
         let task = scenario.tasks[0]
         // The same supervised step the methods use: cross-entropy over the first task's classes.
@@ -96,9 +102,8 @@ public enum CellExecutor {
             var i = 0
             while i < refs.count {
                 let j = min(i + spec.schedule.batchSize, refs.count)
-                let images = Tensor(shape: [j - i, prepared.channels, prepared.size, prepared.size])
-                try prepared.fill(refs[i..<j], split: .train, mean: b.mean, std: b.std, augment: spec.schedule.augment, rng: &order, into: images)
-                lastLoss = try classifier.step(images, labels: refs[i..<j].map(\.label), allowed: task.classes, globalStep: step,
+                let inputs = try prepared.inputs(refs[i..<j], split: .train, mean: b.mean, std: b.std, augment: spec.schedule.augment, rng: &order)
+                lastLoss = try classifier.step(inputs, labels: refs[i..<j].map(\.label), allowed: task.classes, globalStep: step,
                                                labelSmoothing: 0, clipNorm: nil)["ce"] ?? 0
                 step += 1; i = j
             }
@@ -120,7 +125,7 @@ public enum CellExecutor {
         let scenario = try BuiltinScenarios.named(spec.scenario).build(dataRoot)
         let backbone = try buildBackbone(spec, scenario: scenario, outDir: outDir, log: log)
         let reg = try registry.named(spec.method)
-        let prepared = try PreparedScenario(scenario, size: backbone.model.config.imageSize, channels: backbone.model.config.inChannels)
+        let prepared = try backbone.prepare(scenario)
         let method = try reg.make(context: MethodContext(backbone: backbone.model, rng: RNG(seed: spec.seed).split("method"),
                                                           classCount: scenario.classCount), options: spec.options)
         let runner = try Runner(scenario: prepared, method: method, capabilities: reg.capabilities, schedule: spec.schedule,

@@ -28,7 +28,9 @@ public enum Evaluation {
         guard let head = ck.head else {
             throw CheckpointError(path: ck.path, problems: ["has no classification head to evaluate (expected head.* or mlp_head.1.*)"])
         }
-        let cfg = ck.model.config
+        guard let cfg = ck.model.imageConfig else {
+            throw CheckpointError(path: ck.path, problems: ["is a \(ck.model.frontEnd.inputKind) model; this evaluation takes image checkpoints"])
+        }
         guard data.channels == cfg.inChannels, data.height == data.width, data.height % cfg.patchSize == 0 else {
             throw DataError(path: data.files.first ?? data.name,
                             message: "images are \(data.channels)x\(data.height)x\(data.width); the checkpoint takes \(cfg.inChannels) channels, square, a multiple of \(cfg.patchSize)")
@@ -45,7 +47,7 @@ public enum Evaluation {
             let b = min(batchSize, n - i)
             if batch.shape[0] != b { batch = Tensor(shape: [b, data.channels, data.height, data.width]) }
             try data.normalizedBatch(Array(i..<(i + b))[...], mean: cfg.normalizeMean, std: cfg.normalizeStd, into: batch)
-            let logits = try head.forward(try ck.model.forward(images: batch))
+            let logits = try head.forward(try ck.model.forward(.images(batch)))
             for r in 0..<b {
                 let row = logits.data + r * head.classes
                 var best = 0

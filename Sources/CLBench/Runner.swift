@@ -83,10 +83,9 @@ public final class Runner {
     }
 
     func batch(_ refs: ArraySlice<SampleRef>, split: PreparedScenario.Split, augment: Augmentation?, rng: inout RNG) throws -> Batch {
-        let images = Tensor(shape: [refs.count, scenario.channels, scenario.size, scenario.size])
-        try scenario.fill(refs, split: split, mean: mean, std: std, augment: augment, rng: &rng, into: images)
+        let inputs = try scenario.inputs(refs, split: split, mean: mean, std: std, augment: augment, rng: &rng)
         let owner = scenario.scenario.taskOfClass
-        return Batch(images: images, labels: refs.map(\.label), tasks: refs.map { Int32(owner[Int($0.label)]) })
+        return Batch(inputs: inputs, labels: refs.map(\.label), tasks: refs.map { Int32(owner[Int($0.label)]) })
     }
 
     /// Un-augmented batches of a task's training samples, in order (for endTask consolidation).

@@ -55,6 +55,15 @@ public final class PreparedScenario: @unchecked Sendable {
 
     public enum Split: Sendable { case train, test }
 
+    /// The model inputs for `refs`: normalised images [refs.count, C, S, S] (augmented when `augment`
+    /// is given; `rng` draws the crops and flips). What the runner and consolidation passes feed methods.
+    public func inputs(_ refs: ArraySlice<SampleRef>, split: Split, mean: [Float], std: [Float], augment: Augmentation?,
+                       rng: inout RNG) throws -> ModelInput {
+        let images = Tensor(shape: [refs.count, channels, size, size])
+        try fill(refs, split: split, mean: mean, std: std, augment: augment, rng: &rng, into: images)
+        return .images(images)
+    }
+
     /// Writes the images of `refs` into `out` [refs.count, C, S, S], normalised as (x/255 - mean)/std,
     /// augmented when `augment` is given (then `rng` draws the crops and flips).
     public func fill(_ refs: ArraySlice<SampleRef>, split: Split, mean: [Float], std: [Float], augment: Augmentation?,

@@ -44,12 +44,14 @@ public struct TaskInfo: Sendable {
     public var totalSteps: Int { epochs * stepsPerEpoch }
 }
 
-/// A batch of normalised images with their global labels and task ids.
+/// A batch of inputs (normalised images, or token ids with their lengths: whatever the backbone's
+/// front end embeds) with their global labels and task ids. Methods pass `inputs` to the backbone
+/// without looking inside, so one method runs on every modality.
 public struct Batch {
-    public var images: Tensor       // [B, C, H, W]
+    public var inputs: ModelInput
     public var labels: [Int32]
     public var tasks: [Int32]
-    public init(images: Tensor, labels: [Int32], tasks: [Int32]) { self.images = images; self.labels = labels; self.tasks = tasks }
+    public init(inputs: ModelInput, labels: [Int32], tasks: [Int32]) { self.inputs = inputs; self.labels = labels; self.tasks = tasks }
     public var count: Int { labels.count }
 }
 
@@ -76,13 +78,14 @@ public struct TrainStep: Sendable {
     public init(epoch: Int, step: Int, globalStep: Int) { self.epoch = epoch; self.step = step; self.globalStep = globalStep }
 }
 
-/// What a method is given at construction: the pretrained backbone (its own copy) and a seeded RNG.
+/// What a method is given at construction: the pretrained backbone (its own copy: a transformer with
+/// the front end of the scenario's modality) and a seeded RNG.
 public struct MethodContext {
-    public var backbone: ViT
+    public var backbone: Transformer
     public var rng: RNG
     /// Every class of the scenario (heads may size themselves to it or grow per task).
     public var classCount: Int
-    public init(backbone: ViT, rng: RNG, classCount: Int) { self.backbone = backbone; self.rng = rng; self.classCount = classCount }
+    public init(backbone: Transformer, rng: RNG, classCount: Int) { self.backbone = backbone; self.rng = rng; self.classCount = classCount }
 }
 
 /// Method types are kept in `@Sendable` factories by the registry (`MethodRegistration.of`), which

@@ -1,13 +1,20 @@
 import CLTensor
 import Foundation
 
-/// A ViT and, when the checkpoint has one, its own classification head.
+/// A transformer and, when the checkpoint has one, its own classification head.
 public struct LoadedCheckpoint {
-    public let model: ViT
+    public let model: Transformer
     public let head: LinearHead?
-    /// "timm" or "torch-transformer-encoder".
+    /// "timm", "torch-transformer-encoder" or "hf-bert".
     public let layout: String
+    /// The weights file.
     public let path: String
+    /// The files that define the model (weights, config.json, pooling and module configs), for result files' checksums.
+    public var files: [String] = []
+    /// Whether the model's published embedding is L2-normalised (a sentence-transformers `Normalize`
+    /// module after pooling). The backbone's features are the pooled vectors before it; methods
+    /// that compare features by cosine (NCM, PROTEUS) are unaffected.
+    public var normalizesEmbeddings = false
 }
 
 /// Loads ViT checkpoints in the two layouts real checkpoints use:
@@ -18,8 +25,11 @@ public struct LoadedCheckpoint {
 ///   and `mlp_head.1` (or `norm` and `head`).
 /// The architecture comes from `config.json` beside the weights where present, else from tensor shapes
 /// (heads, which shapes cannot tell, default to dim / 64, the ViT convention).
+/// A Hugging Face model folder (its config.json has `model_type`) loads through `HFCheckpoint`:
+/// BERT-family text encoders (all-MiniLM-L6-v2 and other sentence-transformers folders).
 public enum Checkpoint {
     public static func load(_ path: String) throws -> LoadedCheckpoint {
+        if let hf = try HFCheckpoint.modelType(at: path) { return try HFCheckpoint.load(path, modelType: hf) }
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw CheckpointError(path: path, problems: ["no such file or directory"])
@@ -99,10 +109,11 @@ public enum Checkpoint {
         try config.validate(source: configPath)
 
         // Map every expected tensor; collect missing and mis-shaped ones, then unexpected ones.
-        let model = ViT(config: config)
-        var expected: [(String, Parameter)] = [("patch_embed.proj.weight", model.patchW), ("patch_embed.proj.bias", model.patchB),
-                                               ("cls_token", model.cls), ("pos_embed", model.pos),
-                                               (finalNorm.0, model.normW), (finalNorm.1, model.normB)]
+        let model = Transformer(vit: config)
+        let embed = model.frontEnd as! ImagePatchEmbedding
+        var expected: [(String, Parameter)] = [("patch_embed.proj.weight", embed.patchW), ("patch_embed.proj.bias", embed.patchB),
+                                               ("cls_token", embed.cls), ("pos_embed", embed.pos),
+                                               (finalNorm.0, model.normW!), (finalNorm.1, model.normB!)]
         let ours = ["norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
                     "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias"]
         for (i, b) in model.blocks.enumerated() {
@@ -125,7 +136,8 @@ public enum Checkpoint {
         }
         for name in names.subtracting(used).sorted() { problems.append("unexpected tensor '\(name)' \(file.shape(name)!)") }
         if !problems.isEmpty { throw CheckpointError(path: path, problems: problems) }
-        return LoadedCheckpoint(model: model, head: head, layout: layout, path: path)
+        let configFile = FileManager.default.fileExists(atPath: configPath) ? [configPath] : []
+        return LoadedCheckpoint(model: model, head: head, layout: layout, path: path, files: [path] + configFile)
     }
 
     private static func squeeze(_ s: [Int]) -> [Int] { s.filter { $0 != 1 } }

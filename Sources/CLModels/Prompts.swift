@@ -24,11 +24,3 @@ public final class PrefixPrompt {
 
     func zeroGrad() { keyGrad?.zero(); valueGrad?.zero() }
 }
-
-/// How the ViT turns its last block's tokens into the feature vector.
-public enum Pooling: String, Codable, Sendable {
-    /// The class token, after the final norm (the checkpoint's own head reads this).
-    case cls
-    /// The mean of the input prompt tokens' outputs, each after the final norm (L2P's classifier input).
-    case promptMean = "prompt_mean"
-}

@@ -8,12 +8,23 @@ public struct SafetensorsError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(path): \(message)" }
 }
 
-/// A safetensors file, memory-mapped. Tensors are converted to Float32 on demand (F32, F16, BF16).
+/// A safetensors file, memory-mapped. Tensors are converted to Float32 on demand (F32, F16, BF16, F64).
+/// Integer and boolean entries (HF's `embeddings.position_ids` buffer, say) are listed but cannot be
+/// read as weights.
 /// Layout: u64 little-endian header length N, N bytes of JSON header, then the data section.
 public final class SafetensorsFile: @unchecked Sendable {
     public enum DType: String, Sendable {
-        case f32 = "F32", f16 = "F16", bf16 = "BF16"
-        var size: Int { self == .f32 ? 4 : 2 }
+        case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
+        case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
+        var size: Int {
+            switch self {
+            case .f64, .i64: 8
+            case .f32, .i32: 4
+            case .f16, .bf16, .i16: 2
+            case .i8, .u8, .bool: 1
+            }
+        }
+        var isFloat: Bool { [.f32, .f16, .bf16, .f64].contains(self) }
     }
 
     public struct Entry: Sendable {
@@ -60,7 +71,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                 throw fail("tensor '\(name)': entry needs dtype, shape and data_offsets [begin, end]")
             }
             guard let dtype = DType(rawValue: dt) else {
-                throw fail("tensor '\(name)': unsupported dtype \(dt) (supported: F32, F16, BF16)")
+                throw fail("tensor '\(name)': unsupported dtype \(dt) (supported: F32, F16, BF16, F64, and integer/bool entries that are not read as weights)")
             }
             let shape = shapeAny.compactMap { ($0 as? NSNumber)?.intValue }
             let offs = offAny.compactMap { ($0 as? NSNumber)?.intValue }
@@ -92,6 +103,9 @@ public final class SafetensorsFile: @unchecked Sendable {
     /// The named tensor as Float32.
     public func tensor(_ name: String) throws -> Tensor {
         guard let e = entries[name] else { throw SafetensorsError(path: path, message: "no tensor named '\(name)'") }
+        guard e.dtype.isFloat else {
+            throw SafetensorsError(path: path, message: "tensor '\(name)' is \(e.dtype.rawValue), not a floating-point weight")
+        }
         let t = Tensor(shape: e.shape)
         let count = t.count
         data.withUnsafeBytes { raw in
@@ -105,6 +119,10 @@ public final class SafetensorsFile: @unchecked Sendable {
                 for i in 0..<count {
                     t.data[i] = Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
                 }
+            case .f64:
+                for i in 0..<count { t.data[i] = Float(base.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
+            case .i64, .i32, .i16, .i8, .u8, .bool:
+                break
             }
         }
         return t

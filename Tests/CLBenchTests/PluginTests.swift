@@ -26,7 +26,7 @@ final class OutOfTreeMethod: ContinualMethod {
     func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] { [:] }
     func endTask(_ task: TaskInfo, data: TaskDataSource) throws {}
     func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        Prediction(scores: try classifier.predict(batch.images, classes: seen.seenClasses), classes: seen.seenClasses)
+        Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
     func state() -> [String: Tensor] { namedValues(classifier.head.parameters) }
     func restore(_ state: [String: Tensor]) throws { try restoreValues(classifier.head.parameters, from: state, method: Self.name) }

@@ -35,7 +35,7 @@ final class BaselineTests: XCTestCase {
         let images = Tensor(shape: [refs.count, 3, 16, 16])
         var rng = RNG(seed: 0)
         try scenario.fill(refs[...], split: .train, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], augment: nil, rng: &rng, into: images)
-        let f = try ncm.model.forward(images: images)
+        let f = try ncm.model.forward(.images(images))
         for i in 0..<32 {
             var mean: Float = 0
             for r in 0..<refs.count { mean += f.data[r * 32 + i] }
@@ -128,7 +128,7 @@ final class RegularisedBaselineTests: XCTestCase {
             let task = runner.info(t, trainCount: scenario.scenario.tasks[t].train.count)
             try m.beginTask(task)
             selections.append(m.selection)
-            func part(_ b: ViTBlock, _ t: AdapterTarget) -> [Float] {
+            func part(_ b: TransformerBlock, _ t: AdapterTarget) -> [Float] {
                 switch t {
                 case .q, .k, .v:
                     let i = [AdapterTarget.q, .k, .v].firstIndex(of: t)!
@@ -139,7 +139,7 @@ final class RegularisedBaselineTests: XCTestCase {
                 }
             }
             let before = backbone.blocks.map { b in AdapterTarget.allCases.map { part(b, $0) } }
-            let others = [backbone.patchW, backbone.pos, backbone.normW] + backbone.blocks.flatMap { [$0.ln1w, $0.ln2b] }
+            let others = [backbone.imageEmbedding!.patchW, backbone.imageEmbedding!.pos, backbone.normW!] + backbone.blocks.flatMap { [$0.ln1w, $0.ln2b] }
             let othersBefore = others.map { $0.value.clone() }
             var rng = RNG(seed: 9)
             let refs = scenario.scenario.tasks[t].train
@@ -183,12 +183,12 @@ final class L2PTests: XCTestCase {
         let images = Tensor(shape: [refs.count, 3, 16, 16])
         var rng = RNG(seed: 0)
         try scenario.fill(refs[...], split: .test, mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5], augment: nil, rng: &rng, into: images)
-        let selection = try l2p.select(images).selection
+        let selection = try l2p.select(.images(images)).selection
         XCTAssertGreaterThan(Set(selection).count, 1, "different samples of one batch choose different prompts: \(selection)")
         // And a sample's choice does not depend on its batch-mates.
         let alone = Tensor(shape: [1, 3, 16, 16])
         alone.data.update(from: images.data + 3 * 768, count: 768)
-        XCTAssertEqual(try l2p.select(alone).selection[0], selection[3])
+        XCTAssertEqual(try l2p.select(.images(alone)).selection[0], selection[3])
     }
 }
 

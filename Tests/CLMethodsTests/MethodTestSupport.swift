@@ -6,10 +6,10 @@ import CLTensor
 
 /// A small random backbone (16x16 input) with weights large enough that its features separate the
 /// synthetic scenario's clusters without training.
-func testBackbone(seed: UInt64 = 11) -> ViT {
-    let m = ViT(config: ViTConfig(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 2, mlpDim: 64), seed: seed)
+func testBackbone(seed: UInt64 = 11) -> Transformer {
+    let m = Transformer(vit: ViTConfig(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 2, mlpDim: 64), seed: seed)
     var rng = RNG(seed: seed)
-    for p in [m.patchW, m.pos] + m.blocks.flatMap({ [$0.qkvW, $0.projW, $0.fc1W, $0.fc2W] }) { rng.fillNormal(p.value, std: 0.15) }
+    for p in [m.imageEmbedding!.patchW, m.imageEmbedding!.pos] + m.blocks.flatMap({ [$0.qkvW, $0.projW, $0.fc1W, $0.fc2W] }) { rng.fillNormal(p.value, std: 0.15) }
     return m
 }
 

@@ -132,7 +132,7 @@ final class ProteusTests: XCTestCase {
         var best = [Double](repeating: -.infinity, count: batch.count), chosen = [Int](repeating: 0, count: batch.count)
         for k in 0..<5 {
             m.configure(module: k)
-            let z = m.signatures[k].scores(try m.model.forward(images: batch.images), .zscore)
+            let z = m.signatures[k].scores(try m.model.forward(batch.inputs), .zscore)
             for i in 0..<batch.count where z[i] > best[i] { best[i] = z[i]; chosen[i] = k }
         }
         XCTAssertEqual(p.retrievedTask, chosen)
@@ -177,17 +177,17 @@ final class ProteusTests: XCTestCase {
                                            return newA.map { p in let g = p.grad!.clone(); for i in 0..<g.count { g.data[i] *= w[0] }; return g }
                                        }))
             // The cross-entropy's path into the coefficients: through the old banks' gates, summed per group.
-            let images = try runner.batch(scenario.tasks[2].train[0..<4], split: .train, augment: nil, rng: &rng).images
+            let images = try runner.batch(scenario.tasks[2].train[0..<4], split: .train, augment: nil, rng: &rng).inputs
             XCTAssertNil(GradientCheck(eps: 1e-2, atol: 1e-3, rtol: 3e-2).failure("coefficients through gates (\(granularity))", inputs: [raw.value],
                 forward: {
                     m.configure(module: 2, coefficients: m.effective(raw.value))
-                    return try! m.model.forward(images: images, training: true).clone()
+                    return try! m.model.forward(images, training: true).clone()
                 },
                 backward: { w in
                     m.configure(module: 2, coefficients: m.effective(raw.value))
                     raw.zeroGrad()
                     for s in m.sites { for j in 0..<2 { s.banks[j].gate.zeroGrad() } }
-                    _ = try! m.model.forward(images: images, training: true)
+                    _ = try! m.model.forward(images, training: true)
                     try! m.model.backward(dFeatures: w)
                     m.collectGateGradients()
                     return [raw.grad!.clone()]

@@ -5,8 +5,8 @@ import XCTest
 
 /// What each adapter is for, tested directly.
 final class AdapterMechanismTests: XCTestCase {
-    func model() -> ViT {
-        let m = ViT(config: ViTConfig(imageSize: 8, patchSize: 4, dim: 16, depth: 2, heads: 2, mlpDim: 32), seed: 1)
+    func model() -> Transformer {
+        let m = Transformer(vit: ViTConfig(imageSize: 8, patchSize: 4, dim: 16, depth: 2, heads: 2, mlpDim: 32), seed: 1)
         var rng = RNG(seed: 2)
         for b in m.blocks { for p in [b.qkvW, b.projW, b.fc1W, b.fc2W] { rng.fillNormal(p.value, std: 0.3) } }
         return m
@@ -18,34 +18,34 @@ final class AdapterMechanismTests: XCTestCase {
         let bank = try m.loraSite(block: 1, target: .v).addBank("t0", rank: 2, alpha: 4, rng: &rng)
         rng.fillNormal(bank.b.value, std: 0.3)
         m.tapBlocks = [0]
-        let full = try m.forward(images: x).clone()
+        let full = try m.forward(.images(x)).clone()
         let tap = try XCTUnwrap(m.tap(block: 0))
         m.tapBlocks = []
-        XCTAssertTrue(try m.forward(resumingFrom: tap, atBlock: 1, batch: 3).bitwiseEqual(full), "same blocks, same arithmetic")
+        XCTAssertTrue(try m.forward(resumingFrom: tap, atBlock: 1, input: .images(x)).bitwiseEqual(full), "same blocks, same arithmetic")
         bank.active = false   // a different adapter configuration from block 1 on reuses the same tap
-        let plain = try m.forward(images: x).clone()
-        XCTAssertTrue(try m.forward(resumingFrom: tap, atBlock: 1, batch: 3).bitwiseEqual(plain))
-        XCTAssertThrowsError(try m.forward(resumingFrom: tap, atBlock: 1, batch: 2))
-        XCTAssertThrowsError(try m.forward(resumingFrom: tap, atBlock: 0, batch: 3))
+        let plain = try m.forward(.images(x)).clone()
+        XCTAssertTrue(try m.forward(resumingFrom: tap, atBlock: 1, input: .images(x)).bitwiseEqual(plain))
+        XCTAssertThrowsError(try m.forward(resumingFrom: tap, atBlock: 1, input: .images(randomTensor([2, 3, 8, 8], seed: 5))))
+        XCTAssertThrowsError(try m.forward(resumingFrom: tap, atBlock: 0, input: .images(x)))
     }
 
-    /// Inference runs a batch larger than `ViT.inferenceChunkSamples` through the blocks in chunks
+    /// Inference runs a batch larger than `Transformer.inferenceChunkSamples` through the blocks in chunks
     /// (the last one short). Features, taps and the resumed forward must equal small-batch passes.
     func testChunkedInferenceEqualsSampleBySamplePasses() throws {
-        let m = model(), n = ViT.inferenceChunkSamples * 2 + 7
+        let m = model(), n = Transformer.inferenceChunkSamples * 2 + 7
         let x = randomTensor([n, 3, 8, 8], seed: 11)
         var rng = RNG(seed: 4)
         let bank = try m.loraSite(block: 1, target: .q).addBank("t0", rank: 2, alpha: 4, rng: &rng)
         rng.fillNormal(bank.b.value, std: 0.3)
         m.tapBlocks = [0]
-        let full = try m.forward(images: x).clone()
+        let full = try m.forward(.images(x)).clone()
         let tap = try XCTUnwrap(m.tap(block: 0)).clone()
-        let resumed = try m.forward(resumingFrom: tap, atBlock: 1, batch: n).clone()
-        let d = m.config.dim, rowsPerSample = m.config.tokens * d
-        for i in [0, 1, ViT.inferenceChunkSamples - 1, ViT.inferenceChunkSamples, n - 1] {
+        let resumed = try m.forward(resumingFrom: tap, atBlock: 1, input: .images(x)).clone()
+        let d = m.config.dim, rowsPerSample = m.imageConfig!.tokens * d
+        for i in [0, 1, Transformer.inferenceChunkSamples - 1, Transformer.inferenceChunkSamples, n - 1] {
             let xi = Tensor(shape: [1, 3, 8, 8])
             xi.data.update(from: x.data + i * 3 * 64, count: 3 * 64)
-            let fi = try m.forward(images: xi)
+            let fi = try m.forward(.images(xi))
             for j in 0..<d { XCTAssertEqual(full[i * d + j], fi[j], accuracy: 1e-5, "sample \(i) feature \(j)") }
             let ti = try XCTUnwrap(m.tap(block: 0))
             for j in 0..<rowsPerSample { XCTAssertEqual(tap[i * rowsPerSample + j], ti[j], accuracy: 1e-5, "sample \(i) tap value \(j)") }
@@ -55,10 +55,10 @@ final class AdapterMechanismTests: XCTestCase {
 
     func testNewBankStartsAsIdentityUpdate() throws {
         let m = model(), x = randomTensor([2, 3, 8, 8], seed: 3)
-        let before = try m.forward(images: x).clone()
+        let before = try m.forward(.images(x)).clone()
         var rng = RNG(seed: 4)
         for t in AdapterTarget.allCases { try m.loraSite(block: 0, target: t).addBank("t0", rank: 4, alpha: 8, rng: &rng) }
-        XCTAssertTrue(try m.forward(images: x).bitwiseEqual(before), "B = 0 at creation: output unchanged")
+        XCTAssertTrue(try m.forward(.images(x)).bitwiseEqual(before), "B = 0 at creation: output unchanged")
     }
 
     func testMergedLoRAEqualsUnmergedAndUnmergeRestores() throws {
@@ -72,10 +72,10 @@ final class AdapterMechanismTests: XCTestCase {
                 bank.gate.value[0] = 0.6
             }
         }
-        let unmerged = try m.forward(images: x).clone()
-        XCTAssertFalse(unmerged.bitwiseEqual(try { let c = model(); return try c.forward(images: x).clone() }()), "the adapter changes the output")
+        let unmerged = try m.forward(.images(x)).clone()
+        XCTAssertFalse(unmerged.bitwiseEqual(try { let c = model(); return try c.forward(.images(x)).clone() }()), "the adapter changes the output")
         m.mergeLoRA(bank: "t0")
-        let merged = try m.forward(images: x).clone()
+        let merged = try m.forward(.images(x)).clone()
         for i in 0..<merged.count { XCTAssertEqual(merged.data[i], unmerged.data[i], accuracy: 1e-4) }
         m.unmergeLoRA(bank: "t0")
         for (p, w) in zip(m.parameters, weightsBefore) {
@@ -95,7 +95,7 @@ final class AdapterMechanismTests: XCTestCase {
         rng.fillNormal(a.b.value, std: 0.3); rng.fillNormal(b.b.value, std: 0.3)
         func out(_ ga: Float, _ gb: Float) throws -> Tensor {
             a.gate.value[0] = ga; b.gate.value[0] = gb
-            _ = try m.forward(images: x); return m.tap(block: 1)!.clone()
+            _ = try m.forward(.images(x)); return m.tap(block: 1)!.clone()
         }
         let base = try out(0, 0), one = try out(0.5, -1), two = try out(1, -2)
         for i in 0..<base.count {
@@ -120,7 +120,7 @@ final class AdapterMechanismTests: XCTestCase {
         let targets: [Int32] = [0, 1, 2, 1]
         for _ in 0..<3 {
             opt.zeroGrad()
-            let logits = try head.forward(try m.forward(images: x, training: true))
+            let logits = try head.forward(try m.forward(.images(x), training: true))
             let probs = Tensor(shape: logits.shape), d = Tensor(shape: logits.shape)
             _ = CrossEntropy.forward(probs: probs.data, logits: logits.data, targets: targets, rows: 4, classes: 3)
             CrossEntropy.backward(dlogits: d.data, probs: probs.data, targets: targets, rows: 4, classes: 3)
@@ -160,10 +160,10 @@ final class AdapterMechanismTests: XCTestCase {
     func testFeatureTapsAndBadInput() throws {
         let m = model()
         m.tapBlocks = [0]
-        _ = try m.forward(images: randomTensor([3, 3, 8, 8], seed: 1))
+        _ = try m.forward(.images(randomTensor([3, 3, 8, 8], seed: 1)))
         XCTAssertEqual(m.tap(block: 0)?.shape, [15, 16]) // 3 samples x 5 tokens, dim 16
         XCTAssertNil(m.tap(block: 1))
-        XCTAssertThrowsError(try m.forward(images: Tensor(shape: [2, 3, 9, 9]))) { e in
+        XCTAssertThrowsError(try m.forward(.images(Tensor(shape: [2, 3, 9, 9])))) { e in
             XCTAssertTrue("\(e)".contains("ViT.forward"), "\(e)")
         }
         XCTAssertThrowsError(try m.loraSite(block: 7, target: .q))

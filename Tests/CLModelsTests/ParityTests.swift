@@ -22,7 +22,7 @@ final class ParityTests: XCTestCase {
     func testLoadsTimmLayoutAndConfig() throws {
         let ck = try Checkpoint.load(Self.fixture)
         XCTAssertEqual(ck.layout, "timm")
-        XCTAssertEqual(ck.model.config, ViTConfig(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 4, mlpDim: 64,
+        XCTAssertEqual(ck.model.imageConfig, ViTConfig(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 4, mlpDim: 64,
                                                   norm: .pre, activation: .gelu, layerNormEps: 1e-6, numClasses: 10))
         XCTAssertEqual(ck.head?.classes, 10)
     }
@@ -31,7 +31,7 @@ final class ParityTests: XCTestCase {
         let ck = try Checkpoint.load(Self.fixture)
         let io = try SafetensorsFile(path: Self.fixture + "/io.safetensors")
         ck.model.tapBlocks = [0, 1]
-        let features = try ck.model.forward(images: io.tensor("input"))
+        let features = try ck.model.forward(.images(io.tensor("input")))
         assertClose(ck.model.tap(block: 0)!, try io.tensor("block_0"), "block 0")
         assertClose(ck.model.tap(block: 1)!, try io.tensor("block_1"), "block 1")
         assertClose(features, try io.tensor("pre_logits"), "pre-logits")
@@ -41,9 +41,9 @@ final class ParityTests: XCTestCase {
     func testResizedInputUsesResampledPositionEmbedding() throws {
         let ck = try Checkpoint.load(Self.fixture)
         let io = try SafetensorsFile(path: Self.fixture + "/io.safetensors")
-        let resampled = try resamplePositionEmbedding(ck.model.pos.value, fromGrid: 4, toGrid: 6)
+        let resampled = try resamplePositionEmbedding(ck.model.imageEmbedding!.pos.value, fromGrid: 4, toGrid: 6)
         assertClose(resampled, try io.tensor("pos_embed_24"), "resampled pos_embed")
-        let features = try ck.model.forward(images: io.tensor("input_24"))
+        let features = try ck.model.forward(.images(io.tensor("input_24")))
         assertClose(try ck.head!.forward(features), try io.tensor("logits_24"), "logits at 24x24")
     }
 }

@@ -5,26 +5,26 @@ import XCTest
 
 /// The whole ViT backward pass (every block kind, LoRA on every target) against finite differences.
 final class ViTGradientTests: XCTestCase {
-    func smallViT(_ norm: BlockLayout, _ act: Activation, seed: UInt64 = 3) -> ViT {
+    func smallViT(_ norm: BlockLayout, _ act: Activation, seed: UInt64 = 3) -> Transformer {
         let cfg = ViTConfig(imageSize: 8, patchSize: 4, dim: 8, depth: 2, heads: 2, mlpDim: 12, norm: norm,
                             activation: act, layerNormEps: 1e-5)
-        let m = ViT(config: cfg, seed: seed)
+        let m = Transformer(vit: cfg, seed: seed)
         var rng = RNG(seed: seed)
         // Larger weights than the 0.02 initialisation so every path carries signal.
         for p in m.parameters { rng.fillNormal(p.value, std: 0.4) }
         for b in m.blocks { for p in [b.ln1w, b.ln2w] { for i in 0..<p.value.count { p.value.data[i] += 1 } } }
-        for i in 0..<m.normW.value.count { m.normW.value.data[i] += 1 }
+        for i in 0..<m.normW!.value.count { m.normW!.value.data[i] += 1 }
         return m
     }
 
-    func check(_ m: ViT, _ params: [Parameter], _ name: String, file: StaticString = #filePath, line: UInt = #line) {
+    func check(_ m: Transformer, _ params: [Parameter], _ name: String, file: StaticString = #filePath, line: UInt = #line) {
         let images = randomTensor([2, 3, 8, 8], seed: 9)
         let gc = GradientCheck(eps: 5e-3, atol: 3e-3, rtol: 3e-2, samples: 12)
         let failure = gc.failure(name, inputs: params.map(\.value), forward: {
-            try! m.forward(images: images, training: true).clone()
+            try! m.forward(.images(images), training: true).clone()
         }, backward: { dout in
             for p in params { p.zeroGrad() }
-            _ = try! m.forward(images: images, training: true)
+            _ = try! m.forward(.images(images), training: true)
             try! m.backward(dFeatures: dout)
             return params.map { $0.grad! }
         })
@@ -84,11 +84,11 @@ final class ViTGradientTests: XCTestCase {
         let seed = m.rng
         let failure = GradientCheck(eps: 5e-3, atol: 3e-3, rtol: 3e-2, samples: 12).failure("lora dropout", inputs: params.map(\.value), forward: {
             m.rng = seed
-            return try! m.forward(images: images, training: true).clone()
+            return try! m.forward(.images(images), training: true).clone()
         }, backward: { dout in
             for p in params { p.zeroGrad() }
             m.rng = seed
-            _ = try! m.forward(images: images, training: true)
+            _ = try! m.forward(.images(images), training: true)
             try! m.backward(dFeatures: dout)
             return params.map { $0.grad! }
         })

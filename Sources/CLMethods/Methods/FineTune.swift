@@ -1,3 +1,4 @@
+import CLData
 import CLModels
 import CLTensor
 
@@ -51,14 +52,14 @@ public final class FineTune: ContinualMethod {
     }
 
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
-        try classifier.step(batch.images, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
+        try classifier.step(batch.inputs, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
                             labelSmoothing: options.label_smoothing, clipNorm: nil)
     }
 
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {}
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        Prediction(scores: try classifier.predict(batch.images, classes: seen.seenClasses), classes: seen.seenClasses)
+        Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
     public func state() -> [String: Tensor] { namedValues(trained + classifier.head.parameters) }

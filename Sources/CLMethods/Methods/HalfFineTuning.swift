@@ -1,8 +1,9 @@
+import CLData
 import CLModels
 import CLTensor
 
 /// Half Fine-Tuning (Hui et al. 2024): at each task, a seeded random half of each block's parameter
-/// matrices is trained and the other half stays frozen at its previous values. A ViT block has six
+/// matrices is trained and the other half stays frozen at its previous values. A Transformer block has six
 /// matrices (q, k, v, out; fc1, fc2): each task trains 2 of the 4 attention matrices and 1 of the 2
 /// MLP matrices, exactly half. A matrix trains with its bias; layer norms and embeddings stay frozen.
 /// q, k and v are rows of one fused weight, so their halves are kept by zeroing the gradient rows
@@ -26,7 +27,7 @@ public final class HalfFineTuning: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: ViT
+    let model: Transformer
     let classifier: Classifier
     let root: RNG
     /// The targets trained in the current task, per block.
@@ -77,14 +78,14 @@ public final class HalfFineTuning: ContinualMethod {
     }
 
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
-        try classifier.step(batch.images, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
+        try classifier.step(batch.inputs, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
                             labelSmoothing: options.label_smoothing, clipNorm: nil) { self.maskFusedQKV(); return 0 }
     }
 
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {}
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        Prediction(scores: try classifier.predict(batch.images, classes: seen.seenClasses), classes: seen.seenClasses)
+        Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
     var matrices: [Parameter] { model.blocks.flatMap { [$0.qkvW, $0.qkvB, $0.projW, $0.projB, $0.fc1W, $0.fc1B, $0.fc2W, $0.fc2B] } }

@@ -1,3 +1,4 @@
+import CLData
 import CLModels
 import CLTensor
 

@@ -1,3 +1,4 @@
+import CLData
 import CLModels
 import CLTensor
 import Foundation
@@ -36,7 +37,7 @@ public final class L2P: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: ViT
+    let model: Transformer
     let classifier: Classifier
     public let prompts: Parameter   // [pool, length, dim]
     public let keys: Parameter      // [pool, dim]
@@ -61,10 +62,10 @@ public final class L2P: ContinualMethod {
     }
 
     /// Query features (prompt-free, CLS), per-sample top-k selection, and the [B, k * length, dim] prompt input.
-    func select(_ images: Tensor) throws -> (query: Tensor, selection: [[Int]], cosines: [[Float]]) {
+    func select(_ inputs: ModelInput) throws -> (query: Tensor, selection: [[Int]], cosines: [[Float]]) {
         model.inputPrompts = nil
         model.pooling = .cls
-        let q = try model.forward(images: images, training: false).clone()
+        let q = try model.forward(inputs, training: false).clone()
         let b = q.shape[0], d = model.config.dim, pool = options.pool_size
         var selection: [[Int]] = [], cosines: [[Float]] = []
         for r in 0..<b {
@@ -98,10 +99,10 @@ public final class L2P: ContinualMethod {
     }
 
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
-        let (q, selection, _) = try select(batch.images)
+        let (q, selection, _) = try select(batch.inputs)
         lastSelection = selection
         let d = model.config.dim, len = options.prompt_length, k = options.top_k, b = batch.count
-        return try classifier.step(batch.images, labels: batch.labels, allowed: task.classes, globalStep: step.globalStep,
+        return try classifier.step(batch.inputs, labels: batch.labels, allowed: task.classes, globalStep: step.globalStep,
                                    labelSmoothing: options.label_smoothing, clipNorm: nil) {
             // Route the prompt-token gradients back to the pool entries each sample used.
             let g = self.model.inputPromptGrad!, pg = self.prompts.grad!
@@ -145,8 +146,8 @@ public final class L2P: ContinualMethod {
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {}
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        lastSelection = try select(batch.images).selection
-        return Prediction(scores: try classifier.predict(batch.images, classes: seen.seenClasses), classes: seen.seenClasses)
+        lastSelection = try select(batch.inputs).selection
+        return Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
     public func state() -> [String: Tensor] { namedValues([prompts, keys] + classifier.head.parameters) }

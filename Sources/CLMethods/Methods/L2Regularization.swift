@@ -1,3 +1,4 @@
+import CLData
 import CLModels
 import CLTensor
 
@@ -59,14 +60,14 @@ public final class L2Regularization: ContinualMethod {
     }
 
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
-        try classifier.step(batch.images, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
+        try classifier.step(batch.inputs, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
                             labelSmoothing: options.label_smoothing, clipNorm: nil) { self.penalty(accumulate: true) }
     }
 
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws { previous = weights.map { $0.value.clone() } }
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        Prediction(scores: try classifier.predict(batch.images, classes: seen.seenClasses), classes: seen.seenClasses)
+        Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
     public func state() -> [String: Tensor] {

@@ -1,9 +1,10 @@
+import CLData
 import CLModels
 import CLTensor
 import Foundation
 
 /// Nearest class mean on a frozen backbone (SimpleCIL-style): each class's prototype is the mean
-/// [CLS] pre-logits feature of its training images; a test image is scored by cosine similarity to
+/// pooled feature of its training inputs; a test input is scored by cosine similarity to
 /// every seen prototype. No gradient step; old prototypes never change.
 public final class NearestClassMean: ContinualMethod {
     public struct Options: MethodOptions {
@@ -15,7 +16,7 @@ public final class NearestClassMean: ContinualMethod {
     public static let reference = "Zhou et al., Revisiting Class-Incremental Learning with Pre-Trained Models: Generalizability and Adaptivity are All You Need (SimpleCIL), IJCV 2024"
     public static let capabilities = MethodCapabilities(trainsWithGradients: false)
 
-    let model: ViT
+    let model: Transformer
     /// [classCount, dim]: feature means, filled as tasks end.
     public let prototypes: Tensor
     var counts: [Int]
@@ -35,7 +36,7 @@ public final class NearestClassMean: ContinualMethod {
         var sums = [Int: [Double]]()
         var n = [Int: Int]()
         try data.forEachBatch { batch in
-            let f = try model.forward(images: batch.images)
+            let f = try model.forward(batch.inputs)
             for r in 0..<batch.count {
                 let c = Int(batch.labels[r])
                 var s = sums[c] ?? [Double](repeating: 0, count: d)
@@ -51,7 +52,7 @@ public final class NearestClassMean: ContinualMethod {
     }
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        let f = try model.forward(images: batch.images)
+        let f = try model.forward(batch.inputs)
         return Prediction(scores: cosineScores(f, prototypes, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
@@ -69,7 +70,7 @@ public final class NearestClassMean: ContinualMethod {
 /// Cosine similarity of each feature row with the prototype of each class in `classes`.
 ///
 /// - Parameters:
-///   - f: features, [B, dim] (for example `ViT.forward(images:)`'s result).
+///   - f: features, [B, dim] (for example `Transformer.forward(_:)`'s result).
 ///   - protos: prototypes, [classCount, dim], one row per class id of the scenario.
 ///   - classes: the class ids to score, in the order of the result's columns (usually `TaskInfo.seenClasses`).
 /// - Returns: [B, classes.count]; a zero prototype (a class never seen) scores 0.

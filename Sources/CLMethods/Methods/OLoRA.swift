@@ -1,3 +1,4 @@
+import CLData
 import CLModels
 import CLTensor
 
@@ -33,7 +34,7 @@ public final class OLoRA: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: ViT
+    let model: Transformer
     let classifier: Classifier
     let targets: [AdapterTarget]
     var rng: RNG
@@ -96,14 +97,14 @@ public final class OLoRA: ContinualMethod {
     }
 
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
-        try classifier.step(batch.images, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
+        try classifier.step(batch.inputs, labels: batch.labels, allowed: task.seenClasses, globalStep: step.globalStep,
                             labelSmoothing: options.label_smoothing, clipNorm: nil) { self.penalty(accumulate: true) }
     }
 
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {}
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        Prediction(scores: try classifier.predict(batch.images, classes: seen.seenClasses), classes: seen.seenClasses)
+        Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
     var allBankParameters: [Parameter] { sites.flatMap { $0.banks.flatMap { [$0.a, $0.b] } } }

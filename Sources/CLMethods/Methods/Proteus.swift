@@ -99,7 +99,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     }
 
     let options: Options
-    let model: ViT
+    let model: Transformer
     let classifier: Classifier
     let targets: [AdapterTarget]
     let granularity: Granularity, selection: Selection, signatureKind: SignatureKind
@@ -289,7 +289,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         } else {
             configure(module: task.index, coefficients: [])
         }
-        var losses = try classifier.step(batch.images, labels: batch.labels, allowed: task.classes, globalStep: step.globalStep,
+        var losses = try classifier.step(batch.inputs, labels: batch.labels, allowed: task.classes, globalStep: step.globalStep,
                                          labelSmoothing: options.label_smoothing, clipNorm: nil) {
             self.collectGateGradients()
             let c = self.combinationPenalty(accumulate: true), o = self.orthogonalityPenalty(accumulate: true)
@@ -307,7 +307,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     func features(_ data: TaskDataSource) throws -> (x: [Double], labels: [Int]) {
         var x: [Double] = [], labels: [Int] = []
         try data.forEachBatch { batch in
-            let f = try model.forward(images: batch.images)
+            let f = try model.forward(batch.inputs)
             x.reserveCapacity(x.count + f.count)
             for i in 0..<f.count { x.append(Double(f.data[i])) }
             labels += batch.labels.map { Int($0) }
@@ -402,7 +402,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         if let hint = taskHint {
             guard hint >= 0 && hint <= t else { throw MethodError("proteus: task hint \(hint) outside 0...\(t)") }
             configure(module: hint)
-            lda = [heads[hint].scores(try model.forward(images: batch.images))]
+            lda = [heads[hint].scores(try model.forward(batch.inputs))]
             chosen = [Int](repeating: hint, count: b)
         } else {
             var best = [Double](repeating: -.infinity, count: b)
@@ -415,10 +415,10 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
                 configure(module: k)
                 let f: Tensor
                 if let prefix {
-                    f = try model.forward(resumingFrom: prefix, atBlock: options.first_block, batch: b)
+                    f = try model.forward(resumingFrom: prefix, atBlock: options.first_block, input: batch.inputs)
                 } else {
                     if share { model.tapBlocks.insert(options.first_block - 1) }
-                    f = try model.forward(images: batch.images)
+                    f = try model.forward(batch.inputs)
                     if share { prefix = model.tap(block: options.first_block - 1); model.tapBlocks = taps }
                 }
                 let z = signatures[k].scores(f, scoreNorm)

@@ -1,3 +1,4 @@
+import CLData
 import CLModels
 import CLTensor
 
@@ -13,7 +14,7 @@ import CLTensor
 /// in `train` and `predict` in `predict`; save `head.parameters` in `state()` (see `FineTune`).
 public final class Classifier {
     /// The backbone whose features the head classifies (the method's `MethodContext.backbone`).
-    public let model: ViT
+    public let model: Transformer
     /// One row per class of the scenario; its parameters are trained with learning rate `headLR`.
     public let head: LinearHead
     private var optimizer: Adam?
@@ -21,7 +22,7 @@ public final class Classifier {
     private var probs = Tensor(shape: [0])
 
     /// A head of `classCount` rows on `model`'s features, initialised from `rng`.
-    public init(model: ViT, classCount: Int, rng: inout RNG) {
+    public init(model: Transformer, classCount: Int, rng: inout RNG) {
         self.model = model
         head = LinearHead(inFeatures: model.config.dim, classes: classCount, rng: &rng)
     }
@@ -52,11 +53,11 @@ public final class Classifier {
     /// parameters after the backward pass and returns its loss. Returns `["ce": loss]` (and
     /// `"penalty"`), what `train` returns for logging. Throws when called before `beginTask`.
     @discardableResult
-    public func step(_ images: Tensor, labels: [Int32], allowed: [Int], globalStep: Int, labelSmoothing: Float, clipNorm: Float?,
+    public func step(_ inputs: ModelInput, labels: [Int32], allowed: [Int], globalStep: Int, labelSmoothing: Float, clipNorm: Float?,
               extra: (() throws -> Float)? = nil) throws -> [String: Float] {
         guard let optimizer else { throw MethodError("Classifier.step before beginTask") }
         optimizer.zeroGrad()
-        let features = try model.forward(images: images, training: true)
+        let features = try model.forward(inputs, training: true)
         let all = try head.forward(features)
         let b = labels.count, n = head.classes, k = allowed.count
         var column = [Int: Int]()
@@ -84,15 +85,15 @@ public final class Classifier {
 
     /// Scores for prediction: eval-mode features, head logits restricted to `classes` (columns in
     /// that order), what `Prediction.scores` takes.
-    public func predict(_ images: Tensor, classes: [Int]) throws -> Tensor {
-        try scores(try model.forward(images: images, training: false), classes: classes)
+    public func predict(_ inputs: ModelInput, classes: [Int]) throws -> Tensor {
+        try scores(try model.forward(inputs, training: false), classes: classes)
     }
 }
 
 /// Adds a LoRA bank named `bank` (rank `rank`, scaling `alpha / rank`, input `dropout`) on each of
 /// `targets` in every block of `model` (or of `blocks`), block-major, and returns the banks; train their
 /// `a` and `b` parameters. A is initialised from `rng`, B at zero, so the model is unchanged until the first step.
-public func addLoRA(_ model: ViT, bank: String, targets: [AdapterTarget], rank: Int, alpha: Float, dropout: Float,
+public func addLoRA(_ model: Transformer, bank: String, targets: [AdapterTarget], rank: Int, alpha: Float, dropout: Float,
                     blocks: Range<Int>? = nil, rng: inout RNG) throws -> [LoRABank] {
     var banks: [LoRABank] = []
     for b in blocks ?? 0..<model.blocks.count {

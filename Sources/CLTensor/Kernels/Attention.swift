@@ -7,11 +7,19 @@ import CKernels
 /// starts at `base + b * batchStride + h * headDim` with rows `ld` apart. Each (sample, head) pair
 /// is one Dispatch work item doing a few small GEMMs on single-threaded BLAS, the fast way to run
 /// skinny products on this machine (see `Compute`). Keys may be longer than queries (prefix prompts).
+///
+/// Padding: with `validQueries`, sample b has only its first `validQueries[b]` query rows real (the
+/// rest is right-padding) and attends over its first `keys - queries + validQueries[b]` keys (prefix
+/// keys are always real). Padded keys are never computed, which equals an additive -inf mask (HF's
+/// attention mask gives them probability exactly 0); padded query rows get a zero output and zero
+/// probabilities, and no gradient flows through them.
 public enum Attention {
-    public struct Layout {
+    public struct Layout: @unchecked Sendable {
         public var batch: Int, heads: Int, headDim: Int
         /// Query and key/value sequence lengths.
         public var queries: Int, keys: Int
+        /// Real (unpadded) query rows per sample; nil when every row is real.
+        public var validQueries: [Int]?
         public var q: (ld: Int, batchStride: Int)
         public var k: (ld: Int, batchStride: Int)
         public var v: (ld: Int, batchStride: Int)
@@ -30,6 +38,13 @@ public enum Attention {
                    out: (dim, tokens * dim))
         }
         public var probCount: Int { batch * heads * queries * keys }
+
+        /// Real queries and keys of sample b.
+        @inlinable
+        public func valid(_ b: Int) -> (queries: Int, keys: Int) {
+            guard let v = validQueries else { return (queries, keys) }
+            return (v[b], keys - queries + v[b])
+        }
     }
 
     /// out_h = softmax(scale * Q_h K_h^T) V_h for every (sample, head); `probs` [batch, heads, queries, keys] is saved.
@@ -45,12 +60,18 @@ public enum Attention {
             let kh = pk.pointer + b * l.k.batchStride + h * hd
             let vh = pv.pointer + b * l.v.batchStride + h * hd
             let p = pp.pointer + bh * tq * tk
-            Compute.sgemm(transA: false, transB: true, m: tq, n: tk, k: hd, alpha: scale,
+            let o = po.pointer + b * l.out.batchStride + h * hd
+            let (nq, nk) = l.valid(b)
+            if nq < tq || nk < tk {
+                // Padding: the whole probability block and the padded output rows are zero.
+                p.update(repeating: 0, count: tq * tk)
+                for r in nq..<tq { (o + r * l.out.ld).update(repeating: 0, count: hd) }
+            }
+            Compute.sgemm(transA: false, transB: true, m: nq, n: nk, k: hd, alpha: scale,
                           a: qh, lda: l.q.ld, b: kh, ldb: l.k.ld, c: p, ldc: tk)
-            ck_softmax_rows(p, p, tq, tk, tk)
-            Compute.sgemm(transA: false, transB: false, m: tq, n: hd, k: tk,
-                          a: p, lda: tk, b: vh, ldb: l.v.ld,
-                          c: po.pointer + b * l.out.batchStride + h * hd, ldc: l.out.ld)
+            ck_softmax_rows(p, p, nq, nk, tk)
+            Compute.sgemm(transA: false, transB: false, m: nq, n: hd, k: nk,
+                          a: p, lda: tk, b: vh, ldb: l.v.ld, c: o, ldc: l.out.ld)
         }
     }
 
@@ -68,23 +89,29 @@ public enum Attention {
             let qOff = b * l.q.batchStride + h * hd, kOff = b * l.k.batchStride + h * hd, vOff = b * l.v.batchStride + h * hd
             let gh = pg.pointer + b * l.out.batchStride + h * hd
             let p = pp.pointer + bh * tq * tk, ds = ps.pointer + bh * tq * tk
+            // Only the real block [nq, nk] takes part; padded rows and columns have zero probability.
+            let (nq, nk) = l.valid(b)
             // dP = dO V^T
-            Compute.sgemm(transA: false, transB: true, m: tq, n: tk, k: hd,
+            Compute.sgemm(transA: false, transB: true, m: nq, n: nk, k: hd,
                           a: gh, lda: l.out.ld, b: pv.pointer + vOff, ldb: l.v.ld, c: ds, ldc: tk)
             // dV += P^T dO
             if let pdv {
-                Compute.sgemm(transA: true, transB: false, m: tk, n: hd, k: tq, a: p, lda: tk, b: gh, ldb: l.out.ld,
+                Compute.sgemm(transA: true, transB: false, m: nk, n: hd, k: nq, a: p, lda: tk, b: gh, ldb: l.out.ld,
                               beta: 1, c: pdv.pointer + vOff, ldc: l.v.ld)
             }
             // dS = P * (dP - rowsum(dP * P)), in place
-            ck_softmax_backward_rows(ds, p, tq, tk)
+            if nk == tk {
+                ck_softmax_backward_rows(ds, p, nq, tk)
+            } else {
+                for r in 0..<nq { ck_softmax_backward_rows(ds + r * tk, p + r * tk, 1, nk) }
+            }
             // dQ += scale dS K ; dK += scale dS^T Q
             if let pdq {
-                Compute.sgemm(transA: false, transB: false, m: tq, n: hd, k: tk, alpha: scale, a: ds, lda: tk,
+                Compute.sgemm(transA: false, transB: false, m: nq, n: hd, k: nk, alpha: scale, a: ds, lda: tk,
                               b: pk.pointer + kOff, ldb: l.k.ld, beta: 1, c: pdq.pointer + qOff, ldc: l.q.ld)
             }
             if let pdk {
-                Compute.sgemm(transA: true, transB: false, m: tk, n: hd, k: tq, alpha: scale, a: ds, lda: tk,
+                Compute.sgemm(transA: true, transB: false, m: nk, n: hd, k: nq, alpha: scale, a: ds, lda: tk,
                               b: pq.pointer + qOff, ldb: l.q.ld, beta: 1, c: pdk.pointer + kOff, ldc: l.k.ld)
             }
         }

@@ -29,7 +29,7 @@ public final class EMAPrototypes: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: ViT
+    let model: Transformer
     /// [classCount, dim]: one prototype per class of the scenario, zero until the class is seen.
     public let prototypes: Tensor
     /// Updates each class's prototype has received (0: never seen).
@@ -53,7 +53,7 @@ public final class EMAPrototypes: ContinualMethod {
     /// Moves the prototype of each class in the batch towards its mean unit-length feature; the first
     /// batch of a class sets the prototype to that mean.
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
-        let f = try model.forward(images: batch.images, training: false)
+        let f = try model.forward(batch.inputs, training: false)
         let d = model.config.dim
         var sums: [Int: [Float]] = [:], counts: [Int: Int] = [:]
         for r in 0..<batch.count {
@@ -84,7 +84,7 @@ public final class EMAPrototypes: ContinualMethod {
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {}
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        let f = try model.forward(images: batch.images, training: false)
+        let f = try model.forward(batch.inputs, training: false)
         let scores = cosineScores(f, prototypes, classes: seen.seenClasses)
         for i in 0..<scores.count { scores.data[i] /= options.temperature }
         return Prediction(scores: scores, classes: seen.seenClasses)

@@ -9,10 +9,10 @@ import XCTest
 
 /// A small random ViT for 16x16 images whose weights are large enough that its features separate
 /// the synthetic scenario's clusters without any training.
-func smallBackbone(seed: UInt64 = 11) -> ViT {
-    let m = ViT(config: ViTConfig(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 2, mlpDim: 64), seed: seed)
+func smallBackbone(seed: UInt64 = 11) -> Transformer {
+    let m = Transformer(vit: ViTConfig(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 2, mlpDim: 64), seed: seed)
     var rng = RNG(seed: seed)
-    for p in [m.patchW, m.pos] + m.blocks.flatMap({ [$0.qkvW, $0.projW, $0.fc1W, $0.fc2W] }) { rng.fillNormal(p.value, std: 0.15) }
+    for p in [m.imageEmbedding!.patchW, m.imageEmbedding!.pos] + m.blocks.flatMap({ [$0.qkvW, $0.projW, $0.fc1W, $0.fc2W] }) { rng.fillNormal(p.value, std: 0.15) }
     return m
 }
 
@@ -45,10 +45,10 @@ final class EMAPrototypesTests: XCTestCase {
         func batch() -> Batch {
             let images = Tensor(shape: [3, 3, 16, 16])
             rng.fillNormal(images)
-            return Batch(images: images, labels: [2, 2, 2], tasks: [1, 1, 1])
+            return Batch(inputs: .images(images), labels: [2, 2, 2], tasks: [1, 1, 1])
         }
         func meanUnitFeature(_ b: Batch) throws -> [Float] {
-            let f = try backbone.forward(images: b.images)
+            let f = try backbone.forward(.images(b.images))
             var mean = [Float](repeating: 0, count: 32)
             for r in 0..<b.count {
                 let row = (0..<32).map { f.data[r * 32 + $0] }
@@ -71,7 +71,7 @@ final class EMAPrototypesTests: XCTestCase {
         let p = try m.predict(b1, seen: task, taskHint: nil)
         XCTAssertEqual(p.classes, [0, 1, 2, 3])
         XCTAssertEqual(p.scores.shape, [3, 4])
-        XCTAssertEqual(p.scores.data[2], cosine(try backbone.forward(images: b1.images), row: 0, m.prototypes, 2) / 0.1, accuracy: 1e-4)
+        XCTAssertEqual(p.scores.data[2], cosine(try backbone.forward(.images(b1.images)), row: 0, m.prototypes, 2) / 0.1, accuracy: 1e-4)
         let copy = try EMAPrototypes(context: MethodContext(backbone: backbone, rng: RNG(seed: 0), classCount: 4), options: options)
         try copy.restore(m.state())
         XCTAssertTrue(copy.prototypes.bitwiseEqual(m.prototypes))

@@ -1,8 +1,9 @@
 import CLTensor
 
-/// One transformer block's parameters and adapter sites. Weights use PyTorch's [out, in] layout;
+/// One transformer block's parameters and adapter sites (shared by every front end; parameter
+/// names are timm's, checkpoints in other layouts are mapped onto them when loaded). Weights use PyTorch's [out, in] layout;
 /// q, k and v are one fused [3 * dim, dim] map, as in timm and `nn.MultiheadAttention`.
-public final class ViTBlock {
+public final class TransformerBlock {
     public let index: Int
     /// Post-norm (PyTorch encoder layer) rather than pre-norm (timm).
     public let postNorm: Bool
@@ -72,11 +73,13 @@ final class BlockGradients {
     }
 }
 
-extension ViTBlock {
+extension TransformerBlock {
     struct Context {
         let rows: Int, dim: Int, mlp: Int, eps: Float
         let batch: Int, tokens: Int, heads: Int
         let layout: Attention.Layout
+        /// Real rows per sample of this chunk (tokens + prompts; the rest is padding), nil when none is padded.
+        let validRows: [Int]?
         let scale: Float
         let activation: Activation
         let training: Bool
@@ -141,8 +144,10 @@ extension ViTBlock {
 
     func prefixLayout(_ c: Context, _ l: Int) -> Attention.Layout {
         let d = c.dim, t = c.tokens
-        return Attention.Layout(batch: c.batch, heads: c.heads, headDim: d / c.heads, queries: t, keys: l + t,
-                                q: (3 * d, t * 3 * d), k: (d, (l + t) * d), v: (d, (l + t) * d), out: (d, t * d))
+        var layout = Attention.Layout(batch: c.batch, heads: c.heads, headDim: d / c.heads, queries: t, keys: l + t,
+                                      q: (3 * d, t * 3 * d), k: (d, (l + t) * d), v: (d, (l + t) * d), out: (d, t * d))
+        layout.validQueries = c.validRows
+        return layout
     }
 
     /// MLP sub-layer from `a`: out = residual + MLP(a), the residual added by fc2's GEMM.
