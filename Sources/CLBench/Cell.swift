@@ -13,11 +13,18 @@ public struct BackboneSpec: Codable, Sendable, Equatable {
     /// sees anything (the same for every method: it depends only on the seed and this spec).
     public var pretrainEpochs: Int?
     public var pretrainLR: Float?
+    /// Text backbones: the longest input in word pieces ([CLS] and [SEP] included); longer texts are
+    /// cut. nil means `defaultMaxLength`. (Absent from the configuration hash when nil, so image cells keep their hashes.)
+    public var maxLength: Int?
+    public static let defaultMaxLength = 128
 
-    public init(checkpoint: String? = nil, scratch: ScratchViT? = nil, pretrainEpochs: Int? = nil, pretrainLR: Float? = nil) {
+    public init(checkpoint: String? = nil, scratch: ScratchViT? = nil, pretrainEpochs: Int? = nil, pretrainLR: Float? = nil, maxLength: Int? = nil) {
         self.checkpoint = checkpoint; self.scratch = scratch; self.pretrainEpochs = pretrainEpochs; self.pretrainLR = pretrainLR
+        self.maxLength = maxLength
     }
-    enum CodingKeys: String, CodingKey { case checkpoint, scratch, pretrainEpochs = "pretrain_epochs", pretrainLR = "pretrain_lr" }
+    enum CodingKeys: String, CodingKey {
+        case checkpoint, scratch, pretrainEpochs = "pretrain_epochs", pretrainLR = "pretrain_lr", maxLength = "max_length"
+    }
 }
 
 public struct ScratchViT: Codable, Sendable, Equatable {
@@ -108,10 +115,16 @@ public struct EnvironmentInfo: Codable, Sendable {
 
 extension BackboneSpec {
     /// A relative checkpoint path is taken relative to `directory` (the suite file's folder).
+    /// `$CLBENCH_WEIGHTS` (or `${CLBENCH_WEIGHTS}`) is replaced by that variable, or by
+    /// `~/.cache/clbench/weights` (where scripts/fetch-minilm.sh puts models) when it is unset, and a
+    /// leading `~` by the home folder.
     public func resolvingPaths(relativeTo directory: String) -> BackboneSpec {
-        guard let c = checkpoint, !c.hasPrefix("/") else { return self }
+        guard var c = checkpoint else { return self }
+        let weights = ProcessInfo.processInfo.environment["CLBENCH_WEIGHTS"].flatMap { $0.isEmpty ? nil : $0 } ?? "~/.cache/clbench/weights"
+        c = c.replacingOccurrences(of: "${CLBENCH_WEIGHTS}", with: weights).replacingOccurrences(of: "$CLBENCH_WEIGHTS", with: weights)
+        if c.hasPrefix("~") { c = NSHomeDirectory() + c.dropFirst() }
         var b = self
-        b.checkpoint = ((directory as NSString).appendingPathComponent(c) as NSString).standardizingPath
+        b.checkpoint = c.hasPrefix("/") ? c : ((directory as NSString).appendingPathComponent(c) as NSString).standardizingPath
         return b
     }
 }

@@ -26,13 +26,26 @@ public enum CellExecutor {
         var model: Transformer
         var mean: [Float], std: [Float]
         var files: [String]
+        /// A text model's tokenizer (from its folder) and the longest input in word pieces.
+        var tokenizer: WordPieceTokenizer?
+        var maxLength = BackboneSpec.defaultMaxLength
 
-        /// The scenario prepared for this backbone's front end (images converted to its input size and channels).
+        /// The scenario prepared for this backbone's front end: images converted to its input size and
+        /// channels, or texts tokenised by its tokenizer.
         func prepare(_ scenario: Scenario) throws -> PreparedScenario {
-            guard let image = model.imageConfig else {
-                throw MethodError("scenario '\(scenario.name)' holds images, but the backbone's front end embeds \(model.frontEnd.inputKind); use an image backbone (a ViT checkpoint or backbone.scratch)")
+            if let image = model.imageConfig {
+                guard scenario.modality == "images" else {
+                    throw MethodError("scenario '\(scenario.name)' holds \(scenario.modality), but the backbone is an image model; use a text backbone (backbone.checkpoint: a Hugging Face text model folder)")
+                }
+                return try PreparedScenario(scenario, size: image.imageSize, channels: image.inChannels)
             }
-            return try PreparedScenario(scenario, size: image.imageSize, channels: image.inChannels)
+            guard scenario.modality == "texts", let tokenizer else {
+                throw MethodError("scenario '\(scenario.name)' holds \(scenario.modality), but the backbone embeds \(model.frontEnd.inputKind); use an image backbone (a ViT checkpoint or backbone.scratch)")
+            }
+            guard maxLength <= (model.frontEnd as? TextEmbedding)?.config.maxPositions ?? maxLength else {
+                throw MethodError("backbone.max_length \(maxLength) exceeds the model's \((model.frontEnd as! TextEmbedding).config.maxPositions) positions")
+            }
+            return try PreparedScenario(scenario, tokenizer: tokenizer, maxLength: maxLength)
         }
     }
 
@@ -53,8 +66,16 @@ public enum CellExecutor {
     static func buildBackbone(_ spec: CellSpec, scenario: Scenario, outDir: String?, log: (String) -> Void) throws -> Backbone {
         if let path = spec.backbone.checkpoint {
             let ck = try Checkpoint.load(path)
-            return Backbone(model: ck.model, mean: ck.model.imageConfig?.normalizeMean ?? [], std: ck.model.imageConfig?.normalizeStd ?? [],
-                            files: ck.files)
+            var b = Backbone(model: ck.model, mean: ck.model.imageConfig?.normalizeMean ?? [], std: ck.model.imageConfig?.normalizeStd ?? [],
+                             files: ck.files)
+            if ck.model.frontEnd is TextEmbedding {
+                let folder = HFCheckpoint.folder(of: path)
+                b.tokenizer = try WordPieceTokenizer.load(folder: folder)
+                b.files += ["tokenizer.json", "vocab.txt"].map { (folder as NSString).appendingPathComponent($0) }
+                    .filter { FileManager.default.fileExists(atPath: $0) }.prefix(1)
+                b.maxLength = spec.backbone.maxLength ?? BackboneSpec.defaultMaxLength
+            }
+            return b
         }
         let a = spec.backbone.scratch!
         let config = ViTConfig(imageSize: a.imageSize, patchSize: a.patchSize, dim: a.dim, depth: a.depth, heads: a.heads, mlpDim: a.mlpDim)

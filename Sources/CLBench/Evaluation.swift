@@ -62,3 +62,83 @@ public enum Evaluation {
                                     imagesPerSecond: Double(n) / max(secs, 1e-9), threads: Compute.threads)
     }
 }
+
+/// Nearest class mean on a frozen text model's features: the protocol of ../shared/README.md's
+/// all-MiniLM-L6-v2 facts (features L2-normalised, class means of the normalised training features,
+/// a test text assigned to the class whose mean has the highest cosine; task-incremental: only the
+/// task's own labels compete).
+public struct TextNCMEvaluation: Codable, Sendable {
+    public var task: String
+    public var trainRecords: Int, testRecords: Int, correct: Int
+    public var skippedTest: Int
+    public var top1: Double { testRecords > 0 ? Double(correct) / Double(testRecords) : 0 }
+
+    enum CodingKeys: String, CodingKey {
+        case task, trainRecords = "train_records", testRecords = "test_records", correct, skippedTest = "skipped_test"
+    }
+}
+
+extension Evaluation {
+    /// Pooled features [texts.count, dim] of `texts`, tokenised (at most `maxLength` word pieces) and run
+    /// in batches of similar length (sorted by token count, so little padding is computed; the
+    /// features do not depend on the batching).
+    public static func textFeatures(_ model: Transformer, tokenizer: WordPieceTokenizer, texts: [String], maxLength: Int = 128,
+                                    batchSize: Int = 64) throws -> Tensor {
+        let ids = tokenizer.encode(texts, maxLength: maxLength)
+        let order = ids.indices.sorted { (ids[$0].count, $0) < (ids[$1].count, $1) }
+        let d = model.config.dim
+        let out = Tensor(shape: [texts.count, d])
+        var i = 0
+        while i < order.count {
+            let rows = Array(order[i..<min(i + batchSize, order.count)])
+            let f = try model.forward(.tokens(TokenBatch(padding: rows.map { ids[$0] }, padID: tokenizer.padID)))
+            for (j, r) in rows.enumerated() { (out.data + r * d).update(from: f.data + j * d, count: d) }
+            i += rows.count
+        }
+        return out
+    }
+
+    public static func textNearestClassMean(_ model: Transformer, tokenizer: WordPieceTokenizer, train: TextDataset, test: TextDataset,
+                                            maxLength: Int = 128) throws -> TextNCMEvaluation {
+        guard train.classNames == test.classNames else {
+            throw DataError(path: test.files.last ?? test.name, message: "train and test label lists differ")
+        }
+        let d = model.config.dim, c = train.classes
+        func normalise(_ t: Tensor) {
+            for r in 0..<t.shape[0] {
+                let row = t.data + r * d
+                var n: Float = 0
+                for i in 0..<d { n += row[i] * row[i] }
+                let s = 1 / max(n.squareRoot(), 1e-12)
+                for i in 0..<d { row[i] *= s }
+            }
+        }
+        let ftrain = try textFeatures(model, tokenizer: tokenizer, texts: train.texts, maxLength: maxLength)
+        normalise(ftrain)
+        var means = [Double](repeating: 0, count: c * d), counts = [Int](repeating: 0, count: c)
+        for r in 0..<train.count {
+            let k = Int(train.labels[r])
+            counts[k] += 1
+            for i in 0..<d { means[k * d + i] += Double(ftrain.data[r * d + i]) }
+        }
+        for k in 0..<c {
+            var n = 0.0
+            for i in 0..<d { n += means[k * d + i] * means[k * d + i] }
+            let s = n > 0 ? 1 / n.squareRoot() : 0
+            for i in 0..<d { means[k * d + i] *= s }
+        }
+        let ftest = try textFeatures(model, tokenizer: tokenizer, texts: test.texts, maxLength: maxLength)
+        normalise(ftest)
+        var correct = 0
+        for r in 0..<test.count {
+            var best = -1, bestScore = -Double.infinity
+            for k in 0..<c where counts[k] > 0 {
+                var s = 0.0
+                for i in 0..<d { s += means[k * d + i] * Double(ftest.data[r * d + i]) }
+                if s > bestScore { best = k; bestScore = s }
+            }
+            if best == Int(test.labels[r]) { correct += 1 }
+        }
+        return TextNCMEvaluation(task: test.name, trainRecords: train.count, testRecords: test.count, correct: correct, skippedTest: test.skipped)
+    }
+}

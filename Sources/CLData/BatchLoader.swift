@@ -12,25 +12,48 @@ public struct Augmentation: Codable, Sendable, Equatable {
     public static let none = Augmentation(cropPadding: 0, horizontalFlip: false)
 }
 
-/// A scenario's sources converted once to the backbone's input (channels, size): grey to RGB by
-/// replication, resized (antialiased when shrinking). Batches then only normalise and augment,
-/// reading the rows they need: the dataset is never copied per batch.
+/// A scenario's sources converted once to the backbone's input. Images: to its channels and size
+/// (grey to RGB by replication, resized, antialiased when shrinking); batches then only normalise and
+/// augment, reading the rows they need: the dataset is never copied per batch. Texts: tokenised once
+/// (per tokenizer and maximum length, for the whole run); batches are padded to their longest text.
 public final class PreparedScenario: @unchecked Sendable {
     public let scenario: Scenario
     public let size: Int, channels: Int
     let train: [ImageDataset]
     let test: [ImageDataset]
+    /// Token ids per source and record ([CLS] ... [SEP]), and the pad id, for text scenarios.
+    let trainTokens: [[[Int32]]], testTokens: [[[Int32]]]
+    let padID: Int32
 
     public init(_ scenario: Scenario, size: Int, channels: Int = 3) throws {
         self.scenario = scenario; self.size = size; self.channels = channels
         var train: [ImageDataset] = [], test: [ImageDataset] = []
         for s in scenario.sources {
-            let tr = try Self.prepare(s.train, size: size, channels: channels)
+            guard let trainImages = s.train.images, let testImages = s.test.images else {
+                throw DataError(path: scenario.name, message: "source \(s.name) holds \(s.train.modality), but the backbone takes images")
+            }
+            let tr = try Self.prepare(trainImages, size: size, channels: channels)
             let shared = s.train.files == s.test.files && s.train.count == s.test.count && !s.train.files.isEmpty
             train.append(tr)
-            test.append(shared ? tr : try Self.prepare(s.test, size: size, channels: channels))
+            test.append(shared ? tr : try Self.prepare(testImages, size: size, channels: channels))
         }
         self.train = train; self.test = test
+        trainTokens = []; testTokens = []; padID = 0
+    }
+
+    /// A text scenario tokenised by `tokenizer`, each text cut to `maxLength` word pieces.
+    public init(_ scenario: Scenario, tokenizer: WordPieceTokenizer, maxLength: Int) throws {
+        self.scenario = scenario; size = 0; channels = 0; train = []; test = []
+        guard maxLength >= 2 else { throw DataError(path: scenario.name, message: "max_length must be at least 2 ([CLS] and [SEP]), got \(maxLength)") }
+        var tr: [[[Int32]]] = [], te: [[[Int32]]] = []
+        for s in scenario.sources {
+            guard let trainTexts = s.train.texts, let testTexts = s.test.texts else {
+                throw DataError(path: scenario.name, message: "source \(s.name) holds \(s.train.modality), but the backbone takes texts")
+            }
+            tr.append(tokenizer.encode(trainTexts.texts, maxLength: maxLength))
+            te.append(tokenizer.encode(testTexts.texts, maxLength: maxLength))
+        }
+        trainTokens = tr; testTokens = te; padID = tokenizer.padID
     }
 
     static func prepare(_ d: ImageDataset, size: Int, channels: Int) throws -> ImageDataset {
@@ -59,6 +82,11 @@ public final class PreparedScenario: @unchecked Sendable {
     /// is given; `rng` draws the crops and flips). What the runner and consolidation passes feed methods.
     public func inputs(_ refs: ArraySlice<SampleRef>, split: Split, mean: [Float], std: [Float], augment: Augmentation?,
                        rng: inout RNG) throws -> ModelInput {
+        if scenario.modality == "texts" {
+            // Texts are not augmented; a batch is padded to its longest text.
+            let pools = split == .train ? trainTokens : testTokens
+            return .tokens(TokenBatch(padding: refs.map { pools[Int($0.source)][Int($0.index)] }, padID: padID))
+        }
         let images = Tensor(shape: [refs.count, channels, size, size])
         try fill(refs, split: split, mean: mean, std: std, augment: augment, rng: &rng, into: images)
         return .images(images)

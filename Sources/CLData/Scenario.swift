@@ -12,16 +12,39 @@ public struct SampleRef: Hashable, Sendable {
     }
 }
 
+/// One pool of labelled records of a source: images or texts. What scenarios need of it (counts,
+/// labels, class names, files) is the same for both; only preparing inputs (`PreparedScenario`) looks inside.
+public enum SourceRecords: Sendable {
+    case images(ImageDataset)
+    case texts(TextDataset)
+
+    public var name: String { switch self { case .images(let d): d.name; case .texts(let d): d.name } }
+    public var count: Int { switch self { case .images(let d): d.count; case .texts(let d): d.count } }
+    public var classes: Int { switch self { case .images(let d): d.classes; case .texts(let d): d.classes } }
+    public var classNames: [String] { switch self { case .images(let d): d.classNames; case .texts(let d): d.classNames } }
+    public var labels: [Int32] { switch self { case .images(let d): d.labels; case .texts(let d): d.labels } }
+    public var files: [String] { switch self { case .images(let d): d.files; case .texts(let d): d.files } }
+    /// Records left out on reading (text labels not in labels.json).
+    public var skipped: Int { switch self { case .images: 0; case .texts(let d): d.skipped } }
+    public var images: ImageDataset? { if case .images(let d) = self { d } else { nil } }
+    public var texts: TextDataset? { if case .texts(let d) = self { d } else { nil } }
+    /// "images" or "texts".
+    public var modality: String { switch self { case .images: "images"; case .texts: "texts" } }
+}
+
 /// A dataset feeding a scenario, with its train and test pools. Sets without an official split
-/// use the same `ImageDataset` for both pools, and the scenario's sample lists keep them apart
+/// use the same records for both pools, and the scenario's sample lists keep them apart
 /// (`splitRule` says how).
 public struct ScenarioSource: Sendable {
     public var name: String
-    public var train: ImageDataset
-    public var test: ImageDataset
+    public var train: SourceRecords
+    public var test: SourceRecords
     public var splitRule: String
     public init(name: String, train: ImageDataset, test: ImageDataset, splitRule: String) {
-        self.name = name; self.train = train; self.test = test; self.splitRule = splitRule
+        self.name = name; self.train = .images(train); self.test = .images(test); self.splitRule = splitRule
+    }
+    public init(name: String, texts train: TextDataset, test: TextDataset, splitRule: String) {
+        self.name = name; self.train = .texts(train); self.test = .texts(test); self.splitRule = splitRule
     }
 }
 
@@ -45,6 +68,9 @@ public struct Scenario: Sendable {
     public var classNames: [String]
 
     public var classCount: Int { classNames.count }
+
+    /// What the scenario's records are ("images" or "texts"); every source holds the same kind.
+    public var modality: String { sources.first?.train.modality ?? "images" }
 
     /// The task that owns each global class.
     public var taskOfClass: [Int] {
@@ -75,6 +101,9 @@ public struct Scenario: Sendable {
     }
 
     func validate() throws {
+        if let mixed = sources.first(where: { $0.train.modality != modality || $0.test.modality != modality }) {
+            throw DataError(path: name, message: "source \(mixed.name) holds \(mixed.train.modality), the others \(modality): one modality per scenario")
+        }
         var owner = [Int: Int]()
         for (i, t) in tasks.enumerated() {
             guard !t.classes.isEmpty else { throw DataError(path: name, message: "task \(i) (\(t.name)) has no classes") }
@@ -97,10 +126,13 @@ public struct Scenario: Sendable {
 
 public enum ScenarioBuilder {
     /// Per class, in file order: the first `cap` indices (all when nil).
-    static func byClass(_ d: ImageDataset, indices: [Int]? = nil, cap: Int? = nil) -> [[Int]] {
+    static func byClass(_ d: ImageDataset, indices: [Int]? = nil, cap: Int? = nil) -> [[Int]] { byClass(.images(d), indices: indices, cap: cap) }
+
+    static func byClass(_ d: SourceRecords, indices: [Int]? = nil, cap: Int? = nil) -> [[Int]] {
+        let labels = d.labels
         var out = [[Int]](repeating: [], count: d.classes)
         for i in indices ?? Array(0..<d.count) {
-            let c = Int(d.labels[i])
+            let c = Int(labels[i])
             if cap == nil || out[c].count < cap! { out[c].append(i) }
         }
         return out
