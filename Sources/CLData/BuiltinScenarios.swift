@@ -50,7 +50,7 @@ public enum BuiltinScenarios {
             var rng = RNG(seed: classOrderSeed).split("class-order")
             classes = Array(rng.permutation(src.train.classes).prefix(10))
         }
-        return (ScenarioSource(name: name, train: src.train, test: src.test,
+        return (ScenarioSource(name: name, records: src.train, test: src.test,
                                splitRule: "official split, first \(capTrain) train / \(capTest) test images per class"), train, test, classes)
     }
 

@@ -46,6 +46,9 @@ public struct ScenarioSource: Sendable {
     public init(name: String, texts train: TextDataset, test: TextDataset, splitRule: String) {
         self.name = name; self.train = .texts(train); self.test = .texts(test); self.splitRule = splitRule
     }
+    public init(name: String, records train: SourceRecords, test: SourceRecords, splitRule: String) {
+        self.name = name; self.train = train; self.test = test; self.splitRule = splitRule
+    }
 }
 
 public struct ScenarioTask: Sendable {

@@ -25,7 +25,8 @@ public enum HFCheckpoint {
         return s
     }
 
-    static func folder(of path: String) -> String {
+    /// The model folder of `path` (a folder, or a file inside one).
+    public static func folder(of path: String) -> String {
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue ? path : (path as NSString).deletingLastPathComponent
     }

@@ -29,14 +29,14 @@ extension ImageFolderTests {
         XCTAssertEqual(s.tasks.map(\.classes), [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])
         XCTAssertEqual(s.tasks[1].classes.map { s.classNames[$0] }, ["dtd_Y", "dtd_x"], "task 1 is one 'dataset'")
         XCTAssertTrue(s.tasks.allSatisfy { $0.train.count == 4 && $0.test.count == 2 })
-        let src = s.sources[0]
-        XCTAssertEqual(src.train.height, 4)
-        XCTAssertEqual(src.train.width, 4)
+        let src = s.sources[0]; let train = src.train.images!
+        XCTAssertEqual(train.height, 4)
+        XCTAssertEqual(train.width, 4)
         // Each sample's label matches the class folder its pixels came from (flat colour 10 * c + i).
         for t in s.tasks {
             for r in t.train {
                 let original = names.firstIndex(of: s.classNames[Int(r.label)])!
-                let v = Int(src.train.pixels[Int(r.index) * src.train.imageBytes])
+                let v = Int(train.pixels[Int(r.index) * train.imageBytes])
                 XCTAssertEqual(v / 10, original, "train sample \(r.index)")
             }
         }

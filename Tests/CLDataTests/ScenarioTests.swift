@@ -25,7 +25,7 @@ final class ScenarioTests: XCTestCase {
         }
         // Labels map back to the original classes through the order: every sample's original label
         // is the class whose name the scenario gives its global id.
-        let d = s.sources[0].train
+        let d = s.sources[0].train.images!
         for t in s.tasks { for r in t.train { XCTAssertEqual(s.classNames[Int(r.label)], d.classNames[Int(d.labels[Int(r.index)])]) } }
     }
 
@@ -84,11 +84,11 @@ final class ScenarioTests: XCTestCase {
     func testSyntheticIsSeededAndSeparationMovesTasksApart() throws {
         let a = try ScenarioBuilder.synthetic(seed: 3), b = try ScenarioBuilder.synthetic(seed: 3)
         XCTAssertEqual(a.fingerprint, b.fingerprint)
-        XCTAssertEqual(a.sources[0].train.pixels, b.sources[0].train.pixels)
+        XCTAssertEqual(a.sources[0].train.images!.pixels, b.sources[0].train.images!.pixels)
         XCTAssertEqual(a.tasks.count, 5)
         func taskGap(_ s: Scenario) -> Double {
             // Mean distance between the average images of task 0 and task 1.
-            let d = s.sources[0].train
+            let d = s.sources[0].train.images!
             func mean(_ task: Int) -> [Double] {
                 var m = [Double](repeating: 0, count: d.imageBytes)
                 let refs = s.tasks[task].train
