@@ -112,9 +112,10 @@ public enum CellExecutor {
         }
     }
 
-    /// Runs the cell and writes `<outDir>/<name>.json.zst` (atomically) when `outDir` is given.
+    /// Runs the cell and writes `<outDir>/<name>.json.zst` (atomically) when `outDir` is given;
+    /// `suite` (the suite that runs the cell) is recorded in the result for reports' labels.
     @discardableResult
-    public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry,
+    public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry, suite: String? = nil,
                            log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
         let start = Date()
         let scenario = try BuiltinScenarios.named(spec.scenario).build(dataRoot)
@@ -135,7 +136,7 @@ public enum CellExecutor {
         let counts = method.parameterCounts
         let total = Date().timeIntervalSince(start)
         let result = ResultFile(
-            schema: ResultFile.schemaVersion, name: spec.name, config: .init(cell: spec, hash: spec.hash),
+            schema: ResultFile.schemaVersion, name: spec.name, suite: suite, config: .init(cell: spec, hash: spec.hash),
             environment: .current(), data: data,
             scenario: .init(name: scenario.name, fingerprint: scenario.fingerprint, tasks: scenario.tasks.count, classes: scenario.classCount,
                             classesPerTask: scenario.tasks.map(\.classes.count), testSizes: testSizes),

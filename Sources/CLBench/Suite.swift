@@ -202,7 +202,7 @@ public final class SuiteRunner {
         if jobs == 1 {
             for c in todo {
                 let t = Date()
-                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry); report(c, Date().timeIntervalSince(t), nil) } catch {
+                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name); report(c, Date().timeIntervalSince(t), nil) } catch {
                     report(c, Date().timeIntervalSince(t), "\(error)")
                 }
             }
@@ -227,7 +227,7 @@ public final class SuiteRunner {
                 try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: specPath))
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: exe)
-                p.arguments = ["run-cell", "--spec", specPath, "--data", dataRoot, "--out", outDir, "--threads", "\(threads)"]
+                p.arguments = ["run-cell", "--spec", specPath, "--data", dataRoot, "--out", outDir, "--threads", "\(threads)", "--suite-name", suite.name]
                 let pipe = Pipe()
                 p.standardOutput = FileHandle.nullDevice
                 p.standardError = pipe

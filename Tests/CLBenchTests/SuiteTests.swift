@@ -63,6 +63,8 @@ final class SuiteTests: XCTestCase {
             let r = try ResultFile.read(dir + "/\(name).json.zst")
             XCTAssertEqual(r.matrices.cil.count, 5)
             XCTAssertEqual(r.config.hash, r.config.cell.hash)
+            XCTAssertEqual(r.suite, "tiny", "the suite's name is recorded")
+            XCTAssertEqual(obj["suite"] as? String, "tiny")
             XCTAssertTrue(Inspect.render(r).contains("final_accuracy_cil"))
         }
         XCTAssertTrue(lines.last!.contains("| synthetic__ncm__s0 |"), "summary table at the end")
@@ -108,6 +110,7 @@ final class SuiteTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: first)), before)
         let all = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".json.zst") }.sorted()
         XCTAssertEqual(all, ["synthetic__finetune__s0.json.zst", "synthetic__joint__s0.json.zst", "synthetic__ncm__s0.json.zst"])
+        for f in all { XCTAssertEqual(try ResultFile.read(out + "/" + f).suite, "tiny", "\(f): cells run in child processes record the suite too") }
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: out).allSatisfy { !$0.contains(".tmp-") }, "no temporaries left")
     }
 
@@ -127,10 +130,12 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(list.contains("synthetic__finetune__s0  done"), list)
         let options = try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").config.cell.options
         XCTAssertEqual(options["rank"], .number(4)); XCTAssertEqual(options["lr"], .number(0.003))
+        XCTAssertEqual(try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").suite, "tiny", "the suite's own cell records the suite")
         _ = try clbench(["run", "--suite", file, "--method", "finetune", "--scenario", "synthetic", "--out", out, "--data", dir,
                          "--set", "rank=2"])
         list = try clbench(["suite", file, "--list", "--out", out, "--data", dir])
         XCTAssertTrue(list.contains("synthetic__finetune__s0  stale"), list)
+        XCTAssertNil(try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").suite, "a cell with settings of its own is not the suite's")
     }
 }
 
