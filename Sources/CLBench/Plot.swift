@@ -56,8 +56,8 @@ struct SVG {
 
 /// `clbench report plot`: SVG figures from result files.
 /// - `accuracy-<scenario>.svg`: per scenario, the class-incremental accuracy averaged over the tasks
-///   seen after each task (A_t of docs/metrics.md), one line per method, the mean over its seeds;
-/// - `cil-matrix-<result>.svg`: per method and scenario (its lowest seed, normally 0), the final
+///   seen after each task (A_t of docs/metrics.md), one line per row (`ReportRows`), the mean over its runs;
+/// - `cil-matrix-<result>.svg`: per row and scenario (its first run, normally seed 0), the final
 ///   class-incremental accuracy matrix as a heat map with the numbers in the cells;
 /// - `retrieval-<result>.svg`: for methods that retrieve the task (`matrices.retrieval`), the
 ///   confusion of true and retrieved task after the last task, coloured by row share, counts in cells.
@@ -129,8 +129,10 @@ public enum Plot {
         let tasks = max(series.map(\.points.count).max() ?? 1, 1)
 
         let title = "\(scenario): class-incremental accuracy after each task"
-        let subtitle = sameSeeds ? (seeds[0] == 1 ? "one seed per method" : "mean of \(seeds[0]) seeds per method")
-            : "mean over each method's n seeds"
+        // Runs are seeds, or seeds x orders where the suite lists orders.
+        let run = results.contains { $0.config.cell.order != nil } ? "run" : "seed"
+        let subtitle = sameSeeds ? (seeds[0] == 1 ? "one \(run) per method" : "mean of \(seeds[0]) \(run)s per method")
+            : "mean over each method's n \(run)s"
         let left = 64.0, top = 60.0, plotW = 440.0, plotH = 300.0
         let legendSize = 12.0, legendRow = 20.0
         let legendW = 36 + (series.map { SVG.textWidth($0.name, size: legendSize) }.max() ?? 0)

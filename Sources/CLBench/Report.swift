@@ -214,7 +214,7 @@ public struct RunID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var order: UInt64?
 
     public init(seed: UInt64, order: UInt64? = nil) { self.seed = seed; self.order = order }
-    public init(_ r: ResultFile) { self.init(seed: r.config.cell.seed, order: nil) }
+    public init(_ r: ResultFile) { self.init(seed: r.config.cell.seed, order: r.config.cell.order) }
 
     public static func < (a: RunID, b: RunID) -> Bool { (a.seed, a.order ?? 0, a.order == nil ? 0 : 1) < (b.seed, b.order ?? 0, b.order == nil ? 0 : 1) }
 

@@ -20,8 +20,11 @@ public struct ResultFile: Codable, Sendable {
         public var classes: Int
         public var classesPerTask: [Int]
         public var testSizes: [Int]
+        /// The source's class ids in the order the scenario used (`Scenario.classOrder`); absent in
+        /// older files and for scenarios without one.
+        public var classOrder: [Int]?
         enum CodingKeys: String, CodingKey {
-            case name, fingerprint, tasks, classes, classesPerTask = "classes_per_task", testSizes = "test_sizes"
+            case name, fingerprint, tasks, classes, classesPerTask = "classes_per_task", testSizes = "test_sizes", classOrder = "class_order"
         }
     }
     public struct Matrices: Codable, Sendable {
