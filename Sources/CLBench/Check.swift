@@ -46,6 +46,10 @@ public struct RegressionCheck {
             let hashes = Set((other[name] ?? []).map(\.config.hash))
             let chosen = rs.first { hashes.contains($0.config.hash) } ?? rs[0]
             let labels = rs.map { $0.suiteLabel ?? $0.source ?? "?" }.joined(separator: ", ")
+            guard other[name] != nil else {   // an extra or missing cell: nothing is compared
+                notes.append("\(name): \(rs.count) configurations in the \(what) (\(labels))")
+                return chosen
+            }
             notes.append("\(name): \(rs.count) configurations in the \(what) (\(labels)); "
                          + (hashes.contains(chosen.config.hash) ? "compared the one with the same configuration hash" : "none matches the other side's configuration; compared the first")
                          + " (\(chosen.suiteLabel ?? chosen.source ?? "?"))")

@@ -131,15 +131,17 @@ public struct ReportRows: Sendable {
     /// Indices of the results in row `i`.
     public func results(inRow i: Int) -> [Int] { rowOf.indices.filter { rowOf[$0] == i } }
 
-    /// Rows selected by `name`: the exact label, `METHOD@SUITE` (a method's configuration row by
-    /// suite label), or a method name (all its rows).
+    /// Rows selected by `name`: a method name (all its rows: the plain one and its configurations),
+    /// `METHOD@SUITE` (the method's configuration rows of that suite), or a row's exact label.
     public func select(_ name: String) -> [Int] {
-        if let i = rows.firstIndex(where: { $0.label == name }) { return [i] }
+        let byMethod = rows.indices.filter { rows[$0].method == name }
+        if !byMethod.isEmpty { return byMethod }
         if let at = name.lastIndex(of: "@") {
             let m = String(name[..<at]), suite = String(name[name.index(after: at)...])
-            return rows.indices.filter { rows[$0].method == m && rows[$0].suite == suite }
+            let bySuite = rows.indices.filter { rows[$0].method == m && rows[$0].suite == suite }
+            if !bySuite.isEmpty { return bySuite }
         }
-        return rows.indices.filter { rows[$0].method == name }
+        return rows.indices.filter { rows[$0].label == name }
     }
 
     /// A result's configuration apart from what tells its runs apart (scenario, seed, order) and its

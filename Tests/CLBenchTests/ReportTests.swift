@@ -257,7 +257,17 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(tex.contains("\nproteus (cifar100-10t: epochs=3, forward\\_transfer=true) & 17.79 {"), tex)
         XCTAssertTrue(tex.contains("\njoint & \\textbf{36.37}"), tex)
         let smoke = try ReportInput.load([root + "/results/smoke"])
-        XCTAssertEqual(RegressionCheck(current: loaded.results, baseline: smoke).exitCode, 0)
+        let check = RegressionCheck(current: loaded.results, baseline: smoke)
+        XCTAssertEqual(check.exitCode, 0)
+        XCTAssertTrue(check.notes.contains("cifar100-10t__finetune__s0: 2 configurations in the results (cifar100-10t-quick, cifar100-10t)"), "\(check.notes)")
+        // compare: finetune has two configurations on cifar100-10t, so that scenario needs METHOD@SUITE.
+        let all = try PairedComparison(results: loaded.results, baseline: "finetune", methodOrder: MethodRegistry.builtin.names)
+        XCTAssertEqual(Set(all.entries.map(\.scenario)), ["cifar100-smoke"])
+        XCTAssertTrue(all.notes.contains { $0.hasPrefix("cifar100-10t: finetune has 2 configurations here") }, "\(all.notes)")
+        let full = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t", methodOrder: MethodRegistry.builtin.names)
+        XCTAssertEqual(full.entries.first?.row, "finetune (cifar100-10t-quick: epochs=1, forward_transfer=false)")
+        XCTAssertEqual(full.entries.first { $0.row.hasPrefix("proteus (cifar100-10t:") }?.meanDifference ?? 0, 0.1779 - 0.0609, accuracy: 5e-5)
+        XCTAssertTrue(full.notes.contains("cifar100-smoke: no finetune@cifar100-10t result with final_accuracy_cil; not compared"), "\(full.notes)")
     }
 
     // MARK: compare
