@@ -37,23 +37,30 @@ public struct ScratchViT: Codable, Sendable, Equatable {
     }
 }
 
-/// One cell (method x scenario x seed), fully resolved: what its result depends on, and nothing else.
-/// Its hash names the configuration: a finished result with the same hash is never recomputed.
+/// One cell (method x scenario x seed [x order]), fully resolved: what its result depends on, and
+/// nothing else. Its hash names the configuration: a finished result with the same hash is never
+/// recomputed.
 public struct CellSpec: Codable, Sendable, Equatable {
     public var method: String
     public var options: [String: JSONValue]
     public var scenario: String
     public var seed: UInt64
+    /// The class order (a suite's `orders:`): seeds the scenario's class permutation
+    /// (`BuiltinScenario.scenario(root:order:)`). nil, the default, is the scenario's own order; it
+    /// is then absent from the JSON, so names and hashes of cells without orders are what they were
+    /// before orders existed.
+    public var order: UInt64?
     public var backbone: BackboneSpec
     public var schedule: TrainingSchedule
 
-    public init(method: String, options: [String: JSONValue], scenario: String, seed: UInt64, backbone: BackboneSpec, schedule: TrainingSchedule) {
-        self.method = method; self.options = options; self.scenario = scenario; self.seed = seed
+    public init(method: String, options: [String: JSONValue], scenario: String, seed: UInt64, order: UInt64? = nil,
+                backbone: BackboneSpec, schedule: TrainingSchedule) {
+        self.method = method; self.options = options; self.scenario = scenario; self.seed = seed; self.order = order
         self.backbone = backbone; self.schedule = schedule
     }
 
-    /// The result file's name: unique per cell, stable across runs.
-    public var name: String { "\(scenario)__\(method)__s\(seed)" }
+    /// The result file's name: unique per cell, stable across runs (`__oN` only with an order).
+    public var name: String { "\(scenario)__\(method)__s\(seed)" + (order.map { "__o\($0)" } ?? "") }
 
     /// SHA-256 of the canonical (sorted-key) JSON of the spec.
     public var hash: String {

@@ -8,18 +8,21 @@ import Foundation
 public enum CellExecutor {
     /// Validates and resolves a cell: the method and scenario must exist, options are merged onto the
     /// method's defaults (unknown or ill-typed options are errors naming them).
-    public static func resolve(method: String, overrides: [String: JSONValue], scenario: String, seed: UInt64,
+    public static func resolve(method: String, overrides: [String: JSONValue], scenario: String, seed: UInt64, order: UInt64? = nil,
                                backbone: BackboneSpec, schedule: TrainingSchedule, registry: MethodRegistry) throws -> CellSpec {
         let reg = try registry.named(method)
         let options = try reg.resolveOptions(overrides)
-        _ = try BuiltinScenarios.named(scenario)
+        let builtin = try BuiltinScenarios.named(scenario)
+        if order != nil && !builtin.takesOrders {
+            throw MethodError("scenario '\(scenario)' has a fixed class order, so no orders (scenarios that take them: \(BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ")))")
+        }
         guard (backbone.checkpoint == nil) != (backbone.scratch == nil) else {
             throw MethodError("backbone: give exactly one of 'checkpoint' (a path) or 'scratch' (an architecture)")
         }
         guard schedule.epochs >= 0, schedule.batchSize >= 1, schedule.evalBatchSize >= 1 else {
             throw MethodError("schedule: epochs must be >= 0, batch_size and eval_batch_size >= 1")
         }
-        return CellSpec(method: method, options: options, scenario: scenario, seed: seed, backbone: backbone, schedule: schedule)
+        return CellSpec(method: method, options: options, scenario: scenario, seed: seed, order: order, backbone: backbone, schedule: schedule)
     }
 
     struct Backbone {
@@ -138,12 +141,13 @@ public enum CellExecutor {
         }
     }
 
-    /// Runs the cell and writes `<outDir>/<name>.json.zst` (atomically) when `outDir` is given.
+    /// Runs the cell and writes `<outDir>/<name>.json.zst` (atomically) when `outDir` is given;
+    /// `suite` (the suite that runs the cell) is recorded in the result for reports' labels.
     @discardableResult
-    public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry,
+    public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry, suite: String? = nil,
                            log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
         let start = Date()
-        let scenario = try BuiltinScenarios.named(spec.scenario).build(dataRoot)
+        let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order)
         let backbone = try buildBackbone(spec, scenario: scenario, outDir: outDir, log: log)
         let reg = try registry.named(spec.method)
         let prepared = try backbone.prepare(scenario)
@@ -161,10 +165,10 @@ public enum CellExecutor {
         let counts = method.parameterCounts
         let total = Date().timeIntervalSince(start)
         let result = ResultFile(
-            schema: ResultFile.schemaVersion, name: spec.name, config: .init(cell: spec, hash: spec.hash),
+            schema: ResultFile.schemaVersion, name: spec.name, suite: suite, config: .init(cell: spec, hash: spec.hash),
             environment: .current(), data: data,
             scenario: .init(name: scenario.name, fingerprint: scenario.fingerprint, tasks: scenario.tasks.count, classes: scenario.classCount,
-                            classesPerTask: scenario.tasks.map(\.classes.count), testSizes: testSizes),
+                            classesPerTask: scenario.tasks.map(\.classes.count), testSizes: testSizes, classOrder: scenario.classOrder),
             matrices: .init(cil: record.cil, til: record.til, tilFuture: record.tilFuture, tilInitial: record.tilInitial, retrieval: record.retrieval),
             metrics: ResultFile.metrics(record, testSizes: testSizes, retrieves: reg.capabilities.retrievesTask)
                 .merging(["peak_rss_mib": Bench.peakRSSMiB(), "total_seconds": total]) { a, _ in a },

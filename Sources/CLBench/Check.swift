@@ -32,11 +32,34 @@ public struct RegressionCheck {
     public let notes: [String]
     public let cellsCompared: Int
 
-    public init(current: [ResultFile], baseline: [ResultFile], tolerance: Double = 1.0) {
+    /// - Parameter notes: notes from loading (identical duplicates used once), listed first.
+    /// Several results of one name with different configurations (two suites' folders) are one cell:
+    /// the one whose configuration hash matches the other side's is compared, else the first; a note
+    /// says which.
+    public init(current: [ResultFile], baseline: [ResultFile], tolerance: Double = 1.0, notes loadNotes: [String] = []) {
         self.tolerance = tolerance
-        let cur = Dictionary(current.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let base = Dictionary(baseline.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        var rows: [Row] = [], notes: [String] = []
+        let curAll = Dictionary(grouping: current, by: \.name), baseAll = Dictionary(grouping: baseline, by: \.name)
+        var rows: [Row] = [], notes: [String] = loadNotes
+        func pick(_ name: String, _ side: [String: [ResultFile]], _ other: [String: [ResultFile]], _ what: String) -> ResultFile? {
+            guard let rs = side[name] else { return nil }
+            if rs.count == 1 { return rs[0] }
+            let hashes = Set((other[name] ?? []).map(\.config.hash))
+            let chosen = rs.first { hashes.contains($0.config.hash) } ?? rs[0]
+            let labels = rs.map { $0.suiteLabel ?? $0.source ?? "?" }.joined(separator: ", ")
+            guard other[name] != nil else {   // an extra or missing cell: nothing is compared
+                notes.append("\(name): \(rs.count) configurations in the \(what) (\(labels))")
+                return chosen
+            }
+            notes.append("\(name): \(rs.count) configurations in the \(what) (\(labels)); "
+                         + (hashes.contains(chosen.config.hash) ? "compared the one with the same configuration hash" : "none matches the other side's configuration; compared the first")
+                         + " (\(chosen.suiteLabel ?? chosen.source ?? "?"))")
+            return chosen
+        }
+        var cur: [String: ResultFile] = [:], base: [String: ResultFile] = [:]
+        for name in Set(curAll.keys).union(baseAll.keys).sorted() {
+            cur[name] = pick(name, curAll, baseAll, "results")
+            base[name] = pick(name, baseAll, curAll, "baseline")
+        }
         var compared = 0
         for name in Set(cur.keys).union(base.keys).sorted() {
             guard let b = base[name] else { rows.append(Row(cell: name, metric: "", baseline: nil, current: nil, status: .extraCell)); continue }

@@ -56,8 +56,8 @@ struct SVG {
 
 /// `clbench report plot`: SVG figures from result files.
 /// - `accuracy-<scenario>.svg`: per scenario, the class-incremental accuracy averaged over the tasks
-///   seen after each task (A_t of docs/metrics.md), one line per method, the mean over its seeds;
-/// - `cil-matrix-<result>.svg`: per method and scenario (its lowest seed, normally 0), the final
+///   seen after each task (A_t of docs/metrics.md), one line per row (`ReportRows`), the mean over its runs;
+/// - `cil-matrix-<result>.svg`: per row and scenario (its first run, normally seed 0), the final
 ///   class-incremental accuracy matrix as a heat map with the numbers in the cells;
 /// - `retrieval-<result>.svg`: for methods that retrieve the task (`matrices.retrieval`), the
 ///   confusion of true and retrieved task after the last task, coloured by row share, counts in cells.
@@ -75,13 +75,20 @@ public enum Plot {
             try svg.write(toFile: path, atomically: true, encoding: .utf8)
             written.append(path)
         }
+        let results = ReportInput.deduplicated(results).results
+        let grouping = ReportRows(results, methodOrder: methodOrder)
         for s in Set(results.map(\.config.cell.scenario)).sorted() {
-            let rs = results.filter { $0.config.cell.scenario == s }
-            try write("accuracy-\(fileSafe(s)).svg", accuracyCurves(scenario: s, results: rs, methodOrder: methodOrder))
-            for m in order(Set(rs.map(\.config.cell.method)), methodOrder) {
-                guard let r = rs.filter({ $0.config.cell.method == m }).min(by: { $0.config.cell.seed < $1.config.cell.seed }) else { continue }
-                try write("cil-matrix-\(fileSafe(r.name)).svg", accuracyMatrix(r))
-                if let svg = retrievalMatrix(r) { try write("retrieval-\(fileSafe(r.name)).svg", svg) }
+            let idx = results.indices.filter { results[$0].config.cell.scenario == s }
+            try write("accuracy-\(fileSafe(s)).svg", accuracyCurves(scenario: s, results: idx.map { results[$0] },
+                                                                     rows: idx.map { grouping.rows[grouping.rowOf[$0]].label },
+                                                                     order: grouping.rows.map(\.label)))
+            for (i, row) in grouping.rows.enumerated() {
+                guard let k = idx.filter({ grouping.rowOf[$0] == i }).min(by: { RunID(results[$0]) < RunID(results[$1]) }) else { continue }
+                let r = results[k]
+                // A configuration row's files carry its suite, so two configurations of one cell never share a file.
+                let file = fileSafe((row.suite.map { $0 + "__" } ?? "") + r.name)
+                try write("cil-matrix-\(file).svg", accuracyMatrix(r, label: row.label))
+                if let svg = retrievalMatrix(r, label: row.label) { try write("retrieval-\(file).svg", svg) }
             }
         }
         return written
@@ -91,10 +98,6 @@ public enum Plot {
         String(s.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
     }
 
-    static func order(_ present: Set<String>, _ methodOrder: [String]) -> [String] {
-        methodOrder.filter(present.contains) + present.subtracting(methodOrder).sorted()
-    }
-
     /// A_t = mean over tasks i <= t of a[t][i], in percent, for t = 0..<T.
     static func curve(_ cil: [[Double]]) -> [Double] {
         cil.enumerated().map { t, row in 100 * Metrics.mean(Array(row.prefix(t + 1))) }
@@ -102,12 +105,20 @@ public enum Plot {
 
     // MARK: line chart
 
+    /// One line per row (`ReportRows`: a method, or a method's configuration), the mean over its runs.
     public static func accuracyCurves(scenario: String, results: [ResultFile], methodOrder: [String] = []) -> String {
-        let methods = order(Set(results.map(\.config.cell.method)), methodOrder)
+        let grouping = ReportRows(results, methodOrder: methodOrder)
+        return accuracyCurves(scenario: scenario, results: results, rows: grouping.rowOf.map { grouping.rows[$0].label },
+                              order: grouping.rows.map(\.label))
+    }
+
+    /// - Parameters: rows: each result's row label; order: the row labels in order.
+    static func accuracyCurves(scenario: String, results: [ResultFile], rows: [String], order labels: [String]) -> String {
+        let methods = labels.filter(Set(rows).contains)
         var series: [(name: String, points: [Double])] = []
         var seeds: [Int] = []
         for m in methods {
-            let curves = results.filter { $0.config.cell.method == m }.map { curve($0.matrices.cil) }
+            let curves = results.indices.filter { rows[$0] == m }.map { curve(results[$0].matrices.cil) }
             let length = curves.map(\.count).max() ?? 0
             series.append((m, (0..<length).map { t in Metrics.mean(curves.filter { $0.count > t }.map { $0[t] }) }))
             seeds.append(curves.count)
@@ -118,8 +129,10 @@ public enum Plot {
         let tasks = max(series.map(\.points.count).max() ?? 1, 1)
 
         let title = "\(scenario): class-incremental accuracy after each task"
-        let subtitle = sameSeeds ? (seeds[0] == 1 ? "one seed per method" : "mean of \(seeds[0]) seeds per method")
-            : "mean over each method's n seeds"
+        // Runs are seeds, or seeds x orders where the suite lists orders.
+        let run = results.contains { $0.config.cell.order != nil } ? "run" : "seed"
+        let subtitle = sameSeeds ? (seeds[0] == 1 ? "one \(run) per method" : "mean of \(seeds[0]) \(run)s per method")
+            : "mean over each method's n \(run)s"
         let left = 64.0, top = 60.0, plotW = 440.0, plotH = 300.0
         let legendSize = 12.0, legendRow = 20.0
         let legendW = 36 + (series.map { SVG.textWidth($0.name, size: legendSize) }.max() ?? 0)
@@ -251,20 +264,20 @@ public enum Plot {
     }
 
     /// The final class-incremental accuracy matrix: row t = after learning task t + 1, column i = task i + 1.
-    public static func accuracyMatrix(_ r: ResultFile) -> String {
+    public static func accuracyMatrix(_ r: ResultFile, label: String? = nil) -> String {
         // One decimal up to 10 tasks; whole numbers beyond, so they stay legible in smaller cells.
         let format = r.matrices.cil.count > 10 ? "%.0f" : "%.1f"
         let cells: [[HeatCell?]] = r.matrices.cil.enumerated().map { t, row in
             row.prefix(t + 1).map { HeatCell(fraction: $0, text: String(format: format, 100 * $0)) }
         }
         let c = r.config.cell
-        return heatMap(title: "\(c.scenario) · \(c.method) · seed \(c.seed)", subtitle: "class-incremental accuracy (%) on each task after each task",
+        return heatMap(title: "\(c.scenario) · \(label ?? c.method) · \(RunID(r).order == nil ? "seed \(c.seed)" : "\(RunID(r))")", subtitle: "class-incremental accuracy (%) on each task after each task",
                        rowAxis: "after learning task", columnAxis: "evaluated task", barLabel: "accuracy (%)", cells: cells)
     }
 
     /// The task-retrieval confusion after the last task: row j = true task, column k = retrieved task;
     /// nil when the method does not retrieve.
-    public static func retrievalMatrix(_ r: ResultFile) -> String? {
+    public static func retrievalMatrix(_ r: ResultFile, label: String? = nil) -> String? {
         guard let conf = r.matrices.retrieval?.last, !conf.isEmpty else { return nil }
         let cells: [[HeatCell?]] = conf.map { row in
             let n = Double(max(row.reduce(0, +), 1))
@@ -272,7 +285,7 @@ public enum Plot {
         }
         let c = r.config.cell
         let acc = Metrics.retrievalAccuracy(conf).map { String(format: ", %.2f %% retrieved correctly", 100 * $0.overall) } ?? ""
-        return heatMap(title: "\(c.scenario) · \(c.method) · seed \(c.seed)", subtitle: "task retrieval after the last task (test samples)\(acc)",
+        return heatMap(title: "\(c.scenario) · \(label ?? c.method) · \(RunID(r).order == nil ? "seed \(c.seed)" : "\(RunID(r))")", subtitle: "task retrieval after the last task (test samples)\(acc)",
                        rowAxis: "true task", columnAxis: "retrieved task", barLabel: "share of the true task (%)", cells: cells)
     }
 }

@@ -4,7 +4,8 @@ import CLModels
 import Foundation
 
 /// One run's result, as written to `NAME.json.zst` (zstd-compressed JSON, sorted keys; read it with
-/// `zstd -dc FILE | jq`). Schema 1.
+/// `zstd -dc FILE | jq`). Schema 1; `suite` was added later as an optional field (absent in older
+/// files, and in results of cells run alone with settings of their own).
 public struct ResultFile: Codable, Sendable {
     public static let schemaVersion = 1
 
@@ -19,8 +20,11 @@ public struct ResultFile: Codable, Sendable {
         public var classes: Int
         public var classesPerTask: [Int]
         public var testSizes: [Int]
+        /// The source's class ids in the order the scenario used (`Scenario.classOrder`); absent in
+        /// older files and for scenarios without one.
+        public var classOrder: [Int]?
         enum CodingKeys: String, CodingKey {
-            case name, fingerprint, tasks, classes, classesPerTask = "classes_per_task", testSizes = "test_sizes"
+            case name, fingerprint, tasks, classes, classesPerTask = "classes_per_task", testSizes = "test_sizes", classOrder = "class_order"
         }
     }
     public struct Matrices: Codable, Sendable {
@@ -45,6 +49,9 @@ public struct ResultFile: Codable, Sendable {
 
     public var schema: Int
     public var name: String
+    /// The suite that ran the cell (`SuiteFile.name`); nil in files written before it was recorded.
+    /// Reports label results by it (or by their folder's name when it is absent): `ReportRows`.
+    public var suite: String?
     public var config: Config
     public var environment: EnvironmentInfo
     /// SHA-256 of every file read (data and checkpoint), by path.
@@ -55,6 +62,18 @@ public struct ResultFile: Codable, Sendable {
     public var parameters: [String: Int]
     public var diagnostics: [JSONValue]
     public var timing: Timing
+    /// The path this result was read from (`read`); not part of the file.
+    public var source: String?
+
+    enum CodingKeys: String, CodingKey {
+        case schema, name, suite, config, environment, data, scenario, matrices, metrics, parameters, diagnostics, timing
+    }
+
+    /// What reports call the result's suite: the recorded `suite`, else the name of the folder it
+    /// was read from; nil for a result held only in memory without a suite.
+    public var suiteLabel: String? {
+        suite ?? source.map { URL(fileURLWithPath: $0).standardized.deletingLastPathComponent().lastPathComponent }.flatMap { $0.isEmpty || $0 == "/" ? nil : $0 }
+    }
 
     /// Named metrics from a run record (formulas: docs/metrics.md).
     public static func metrics(_ r: RunRecord, testSizes: [Int], retrieves: Bool) -> [String: Double] {
@@ -95,7 +114,11 @@ public struct ResultFile: Codable, Sendable {
     public static func read(_ path: String) throws -> ResultFile {
         guard let raw = FileManager.default.contents(atPath: path) else { throw DataError(path: path, message: "cannot read result file") }
         let json = try Zstd.decompress(raw, source: path)
-        do { return try JSONDecoder().decode(ResultFile.self, from: json) } catch {
+        do {
+            var r = try JSONDecoder().decode(ResultFile.self, from: json)
+            r.source = path
+            return r
+        } catch {
             throw DataError(path: path, message: "not a clbench result file (schema \(schemaVersion)): \(error)")
         }
     }

@@ -12,6 +12,7 @@ import Yams
 ///     scenarios: [synthetic]
 ///     methods: all            # or a list of registered names
 ///     seeds: [0, 1]
+///     orders: [0, 1]          # optional: class orders (seeds of the class permutation), one cell each
 ///     backbone: {checkpoint: ../shared/weights/vit-cifar10-tiny}   # or scratch: {...}, pretrain_epochs: N
 ///     schedule: {epochs: 1, batch_size: 32, eval_batch_size: 256}
 ///     options: {lr: 0.001}
@@ -22,13 +23,16 @@ public struct SuiteFile: Decodable, Sendable {
     public var scenarios: [String]
     public var methods: MethodSelection
     public var seeds: [UInt64]
+    /// Class orders: each seeds the scenario's class permutation, one cell per seed and order. nil:
+    /// the scenario's own order (cell names and hashes as without this field).
+    public var orders: [UInt64]?
     public var backbone: BackboneSpec
     public var schedule: TrainingSchedule
     public var options: [String: JSONValue]?
     public var methodOptions: [String: [String: JSONValue]]?
 
     enum CodingKeys: String, CodingKey {
-        case name, description, scenarios, methods, seeds, backbone, schedule, options, methodOptions = "method_options"
+        case name, description, scenarios, methods, seeds, orders, backbone, schedule, options, methodOptions = "method_options"
     }
 
     public enum MethodSelection: Decodable, Sendable {
@@ -84,6 +88,15 @@ public struct SuiteFile: Decodable, Sendable {
         guard !names.isEmpty, !scenarios.isEmpty, !seeds.isEmpty else { throw MethodError("suite '\(name)': methods, scenarios and seeds must be non-empty") }
         for m in names { _ = try registry.named(m) }
         for s in scenarios { _ = try BuiltinScenarios.named(s) }
+        if let orders {
+            guard !orders.isEmpty else { throw MethodError("suite '\(name)': orders, when given, must be non-empty") }
+            guard Set(orders).count == orders.count else { throw MethodError("suite '\(name)': orders lists an order twice: \(orders)") }
+            for s in scenarios where !(try BuiltinScenarios.named(s)).takesOrders {
+                throw MethodError("suite '\(name)': scenario '\(s)' has a fixed class order, so no orders (scenarios that take them: "
+                                  + BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ") + ")")
+            }
+        }
+        guard Set(seeds).count == seeds.count else { throw MethodError("suite '\(name)': seeds lists a seed twice: \(seeds)") }
         let regs = try names.map { try registry.named($0) }
         for key in (options ?? [:]).keys where !regs.contains(where: { $0.defaults[key] != nil }) {
             throw MethodError("suite '\(name)': shared option '\(key)' belongs to none of the suite's methods (\(names.joined(separator: ", ")))")
@@ -96,8 +109,10 @@ public struct SuiteFile: Decodable, Sendable {
             for m in regs {
                 let o = optionOverrides(for: m)
                 for seed in seeds {
-                    cells.append(try CellExecutor.resolve(method: m.name, overrides: o, scenario: scenario, seed: seed,
-                                                          backbone: backbone, schedule: schedule, registry: registry))
+                    for order in orders.map({ $0.map(Optional.some) }) ?? [nil] {
+                        cells.append(try CellExecutor.resolve(method: m.name, overrides: o, scenario: scenario, seed: seed, order: order,
+                                                              backbone: backbone, schedule: schedule, registry: registry))
+                    }
                 }
             }
         }
@@ -202,7 +217,7 @@ public final class SuiteRunner {
         if jobs == 1 {
             for c in todo {
                 let t = Date()
-                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry); report(c, Date().timeIntervalSince(t), nil) } catch {
+                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name); report(c, Date().timeIntervalSince(t), nil) } catch {
                     report(c, Date().timeIntervalSince(t), "\(error)")
                 }
             }
@@ -227,7 +242,7 @@ public final class SuiteRunner {
                 try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: specPath))
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: exe)
-                p.arguments = ["run-cell", "--spec", specPath, "--data", dataRoot, "--out", outDir, "--threads", "\(threads)"]
+                p.arguments = ["run-cell", "--spec", specPath, "--data", dataRoot, "--out", outDir, "--threads", "\(threads)", "--suite-name", suite.name]
                 let pipe = Pipe()
                 p.standardOutput = FileHandle.nullDevice
                 p.standardError = pipe

@@ -3,26 +3,38 @@ import CLBench
 import Foundation
 
 extension ReportTable.Format: ExpressibleByArgument {}
+extension ReportTable.Spread: ExpressibleByArgument {}
 
-/// `clbench report table|plot`: paper tables and SVG figures from result files.
+/// `clbench report table|compare|plot`: paper tables, paired comparisons and SVG figures from result files.
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "report", abstract: "Tables and figures from result files.",
-        subcommands: [ReportTableCommand.self, ReportPlotCommand.self])
+        commandName: "report", abstract: "Tables, paired comparisons and figures from result files.",
+        subcommands: [ReportTableCommand.self, ReportCompareCommand.self, ReportPlotCommand.self])
+}
+
+/// Notes from loading go to standard error when the output format has no place for them (CSV).
+func printNotes(_ notes: [String]) {
+    for n in notes { FileHandle.standardError.write(Data("note: \(n)\n".utf8)) }
 }
 
 struct ReportTableCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "table",
-        abstract: "Methods x (scenarios x metrics): mean ± sample std (n-1) over seeds, n shown, best per column in bold.",
+        abstract: "Methods x (scenarios x metrics): mean ± 95 % t-interval half-width (or sample std) over runs, n shown, bold = best and not significantly worse.",
         discussion: """
-        Accuracy-like metrics are in percent with 2 decimals. The best mean of each column is bold: the \
-        lowest for forgetting, intransigence, time and memory, the highest otherwise. \
-        intransigence_cil / intransigence_til are computed against the 'joint' result of the same scenario and seed.
+        Accuracy-like metrics are in percent with 2 decimals. Bold: the best mean of each column (the \
+        lowest for forgetting, intransigence, time and memory, the highest otherwise) and every row not \
+        significantly worse than it (two-sided paired test over runs matched by scenario, seed and order, alpha 0.05: \
+        exact sign-flip for n <= 12, paired t beyond). With one run a cell shows its mean alone. Results of the same \
+        name with different configurations (two suites) become separate rows labelled by suite and the settings \
+        that differ; identical duplicates are used once, with a note. \
+        intransigence_cil / intransigence_til are computed against the 'joint' result of the same scenario and run.
         """)
 
     @Argument(help: "Result files (.json.zst) or folders of them.") var results: [String]
     @Option(help: "markdown, latex (booktabs) or csv.") var format: ReportTable.Format = .markdown
+    @Option(help: "ci: ± the half-width of the 95 % Student t interval of the mean; std: ± the sample standard deviation (n-1).")
+    var spread: ReportTable.Spread = .ci
     @Option(help: "Comma-separated metric names (default: \(ReportTable.defaultMetrics.joined(separator: ",")); retrieval_accuracy only where present).")
     var metrics: String?
     @Option(help: "Write the table to FILE instead of standard output.") var out: String?
@@ -33,9 +45,10 @@ struct ReportTableCommand: ParsableCommand {
     var block: String?
 
     func run() throws {
-        let rs = try ReportInput.load(results)
+        let loaded = try ReportInput.loadWithNotes(results)
         let list = metrics?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let table = try ReportTable(results: rs, metrics: list, methodOrder: CLBenchCLI.registry.names)
+        let table = try ReportTable(results: loaded.results, metrics: list, methodOrder: CLBenchCLI.registry.names, spread: spread, notes: loaded.notes)
+        if format == .csv { printNotes(table.notes) }
         let text = table.render(format)
         if updateReadme {
             guard format == .markdown else { throw ValidationError("--update-readme writes markdown; drop --format \(format.rawValue)") }
@@ -49,6 +62,36 @@ struct ReportTableCommand: ParsableCommand {
         } else {
             print(text, terminator: "")
         }
+    }
+}
+
+struct ReportCompareCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Each method against a baseline: mean paired difference over matched runs, its 95 % interval, paired test, Holm-adjusted p.",
+        discussion: """
+        Runs are matched by scenario, seed and (when present) order; runs only one side has are listed and left \
+        out. The test is two-sided: the exact sign-flip permutation test for n <= 12 pairs, the paired t-test \
+        beyond; Holm's correction runs across the methods compared on each scenario. With one matched run there \
+        is no interval and no test. Differences of accuracy-like metrics are in percentage points.
+        """)
+
+    @Argument(help: "Result files (.json.zst) or folders of them.") var results: [String]
+    @Option(help: "The baseline: a method name, METHOD@SUITE (one configuration of it, by suite or folder name), or a row label.")
+    var baseline: String
+    @Option(help: "The metric compared.") var metric = PairedComparison.defaultMetric
+    @Option(help: "markdown, latex (booktabs) or csv.") var format: ReportTable.Format = .markdown
+    @Option(help: "Write the comparison to FILE instead of standard output.") var out: String?
+
+    func run() throws {
+        let loaded = try ReportInput.loadWithNotes(results)
+        let comparison = try PairedComparison(results: loaded.results, baseline: baseline, metric: metric,
+                                              methodOrder: CLBenchCLI.registry.names, notes: loaded.notes)
+        if format == .csv {
+            printNotes(comparison.unmatched.map { "left out (unmatched runs): \($0)" } + comparison.notes)
+        }
+        let text = comparison.render(format)
+        if let out { try text.write(toFile: out, atomically: true, encoding: .utf8) } else { print(text, terminator: "") }
     }
 }
 
@@ -73,7 +116,8 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Compare every metric of every cell with a baseline; exit 0 (within tolerance), 2 (regression), 4 (improvements only).",
         discussion: """
-        Cells are matched by result name (scenario__method__sSEED). A baseline cell missing from RESULTS is a \
+        Cells are matched by result name (scenario__method__sSEED); where a name has several configurations \
+        (two suites' folders), the one with the other side's configuration hash is compared. A baseline cell missing from RESULTS is a \
         regression; a cell only in RESULTS is reported and does not fail. Timing and memory metrics \
         (*seconds*, *per_second*, *mib*) are shown but never checked. Prints a Markdown table of the differences.
         """)
@@ -85,7 +129,8 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         guard tolerance >= 0 else { throw ValidationError("--tolerance must be at least 0, got \(tolerance)") }
-        let check = RegressionCheck(current: try ReportInput.load(results), baseline: try ReportInput.load(baseline), tolerance: tolerance)
+        let current = try ReportInput.loadWithNotes(results), base = try ReportInput.loadWithNotes(baseline)
+        let check = RegressionCheck(current: current.results, baseline: base.results, tolerance: tolerance, notes: current.notes + base.notes)
         print(check.render(all: all), terminator: "")
         if check.exitCode != 0 { throw ExitCode(check.exitCode) }
     }

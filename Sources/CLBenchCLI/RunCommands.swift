@@ -14,6 +14,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Output directory.") var out = "runs/single"
     @Option(help: "Data root (default: $CLBENCH_DATA, else ~/.cache/clbench/data).") var data: String?
     @Option var seed: UInt64 = 0
+    @Option(help: "Class order: seeds the scenario's class permutation (scenarios that take orders; default: the scenario's own order).")
+    var order: UInt64?
     @Option(help: "Training epochs per task (default: the suite's).") var epochs: Int?
     @Option(name: .customLong("set"), help: "A method option, key=value (repeatable).") var settings: [String] = []
     @OptionGroup var compute: ComputeOptions
@@ -31,9 +33,14 @@ struct RunCommand: ParsableCommand {
             guard let eq = s.firstIndex(of: "="), eq != s.startIndex else { throw ValidationError("--set expects key=value, got '\(s)'") }
             overrides[String(s[..<eq])] = JSONValue.parse(String(s[s.index(after: eq)...]))
         }
-        let spec = try CellExecutor.resolve(method: method, overrides: overrides, scenario: scenario, seed: seed,
+        let spec = try CellExecutor.resolve(method: method, overrides: overrides, scenario: scenario, seed: seed, order: order,
                                             backbone: backbone, schedule: schedule, registry: CLBenchCLI.registry)
-        let r = try CellExecutor.run(spec, dataRoot: DatasetCatalog.dataRoot(data), outDir: out, registry: CLBenchCLI.registry, log: writeLine)
+        // The suite's name is recorded only when the cell is the suite's own (same configuration hash).
+        let suiteCell = try CellExecutor.resolve(method: method, overrides: suiteFile.optionOverrides(for: try CLBenchCLI.registry.named(method)),
+                                                 scenario: scenario, seed: seed, order: order, backbone: suiteFile.backbone, schedule: suiteFile.schedule,
+                                                 registry: CLBenchCLI.registry)
+        let r = try CellExecutor.run(spec, dataRoot: DatasetCatalog.dataRoot(data), outDir: out, registry: CLBenchCLI.registry,
+                                     suite: suiteCell.hash == spec.hash ? suiteFile.name : nil, log: writeLine)
         print("wrote \((out as NSString).appendingPathComponent(spec.name + ".json.zst"))")
         print(String(format: "final accuracy: class-incremental %.2f %%, task-incremental %.2f %%",
                      100 * (r.metrics["final_accuracy_cil"] ?? 0), 100 * (r.metrics["final_accuracy_til"] ?? 0)))
@@ -76,12 +83,13 @@ struct RunCellCommand: ParsableCommand {
     @Option var spec: String
     @Option var data: String
     @Option var out: String
+    @Option(help: "The suite's name, recorded in the result.") var suiteName: String?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         try compute.apply()
         let cell = try JSONDecoder().decode(CellSpec.self, from: Data(contentsOf: URL(fileURLWithPath: spec)))
-        try CellExecutor.run(cell, dataRoot: data, outDir: out, registry: CLBenchCLI.registry)
+        try CellExecutor.run(cell, dataRoot: data, outDir: out, registry: CLBenchCLI.registry, suite: suiteName)
     }
 }
 

@@ -9,6 +9,25 @@ public struct BuiltinScenario: Sendable {
     /// Datasets (under the data root) the scenario needs.
     public let needs: [String]
     public let build: @Sendable (_ root: String) throws -> Scenario
+    /// For scenarios whose class order a suite's `orders:` may set: the scenario with its class
+    /// permutation seeded by `order` (`ScenarioBuilder.classIncremental`'s seed); nil for the others.
+    public var buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil
+
+    init(name: String, summary: String, needs: [String], build: @escaping @Sendable (_ root: String) throws -> Scenario,
+         buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil) {
+        self.name = name; self.summary = summary; self.needs = needs; self.build = build; self.buildWithOrder = buildWithOrder
+    }
+
+    /// Whether suites may list `orders:` for this scenario.
+    public var takesOrders: Bool { buildWithOrder != nil }
+
+    /// The scenario, with the class order seeded by `order` when given (an error for a scenario
+    /// without orders).
+    public func scenario(root: String, order: UInt64?) throws -> Scenario {
+        guard let order else { return try build(root) }
+        guard let buildWithOrder else { throw DataError(path: name, message: "has a fixed class order: no 'orders' (scenarios that take them: \(BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ")))") }
+        return try buildWithOrder(root, order)
+    }
 }
 
 public enum BuiltinScenarios {
@@ -25,10 +44,14 @@ public enum BuiltinScenarios {
         let name = base.map { "cifar100-b\($0)-inc\((100 - $0) / (tasks - 1))" } ?? "cifar100-\(tasks)t"
         let summary = base.map { "Split CIFAR-100, base task of \($0) classes then \(tasks - 1) tasks of \((100 - $0) / (tasks - 1))" }
             ?? "Split CIFAR-100 in \(tasks) tasks of \(100 / tasks) classes"
-        return BuiltinScenario(name: name, summary: summary + ", class order seeded (\(classOrderSeed))", needs: ["cifar100"]) { root in
+        return BuiltinScenario(name: name, summary: summary + ", class order seeded (\(classOrderSeed))", needs: ["cifar100"],
+                               build: { root in
             try ScenarioBuilder.classIncremental(name: name, summary: summary, source: official("cifar100", root), tasks: tasks,
                                                  base: base, seed: classOrderSeed)
-        }
+        }, buildWithOrder: { root, order in
+            try ScenarioBuilder.classIncremental(name: name, summary: summary + ", class order seeded (\(order))", source: official("cifar100", root),
+                                                 tasks: tasks, base: base, seed: order)
+        })
     }
 
     /// A source for cross5: official split where one exists, else the every-fifth rule; at most
@@ -91,8 +114,10 @@ public enum BuiltinScenarios {
             let order = ten + (0..<100).filter { !Set(ten).contains($0) }
             let full = try ScenarioBuilder.classIncremental(name: "cifar100-smoke", summary: "CIFAR-100 smoke", source: src, tasks: 50,
                                                            classOrder: order, presplit: (train: train, test: test))
-            return try Scenario(name: full.name, summary: full.summary, sources: full.sources,
-                                tasks: Array(full.tasks.prefix(5)), classNames: Array(full.classNames.prefix(10)))
+            var smoke = try Scenario(name: full.name, summary: full.summary, sources: full.sources,
+                                     tasks: Array(full.tasks.prefix(5)), classNames: Array(full.classNames.prefix(10)))
+            smoke.classOrder = ten
+            return smoke
         },
         BuiltinScenario(name: "cross5",
                         summary: "cross-domain stand-in (not VTAB): one task each of CIFAR-100 (10 classes), dtd10, flowers10, Fashion-MNIST, digits; large shifts in task semantics",
@@ -111,7 +136,8 @@ public enum BuiltinScenarios {
         },
         BuiltinScenario(name: "synthetic",
                         summary: "seeded synthetic clusters, 5 tasks x 2 classes, 16x16, no files needed (tests, retrieval-bound checks)",
-                        needs: []) { _ in try ScenarioBuilder.synthetic() },
+                        needs: [], build: { _ in try ScenarioBuilder.synthetic() },
+                        buildWithOrder: { _, order in try ScenarioBuilder.synthetic(classOrderSeed: order) }),
     ]
 
     public static func named(_ name: String) throws -> BuiltinScenario {

@@ -69,6 +69,9 @@ public struct Scenario: Sendable {
     public var tasks: [ScenarioTask]
     /// Names of the global classes, indexed by global id.
     public var classNames: [String]
+    /// The source's class ids in global order (global class g is source class classOrder[g]), for
+    /// scenarios built from a class order (`ScenarioBuilder.classIncremental`); nil otherwise.
+    public var classOrder: [Int]?
 
     public var classCount: Int { classNames.count }
 
@@ -197,7 +200,9 @@ public enum ScenarioBuilder {
             start += n
         }
         let names = order.map { source.train.classNames[$0] }
-        return try Scenario(name: name, summary: summary, sources: [source], tasks: out, classNames: names)
+        var scenario = try Scenario(name: name, summary: summary, sources: [source], tasks: out, classNames: names)
+        scenario.classOrder = order
+        return scenario
     }
 
     /// A class-incremental sequence over a class-per-folder tree `root/{train,test}/<class>/<images>`
@@ -246,7 +251,7 @@ public enum ScenarioBuilder {
     /// `separation` shrinks, the tasks' clusters move together while classes keep their offsets.
     public static func synthetic(name: String = "synthetic", tasks: Int = 5, classesPerTask: Int = 2, trainPerClass: Int = 60,
                                  testPerClass: Int = 20, size: Int = 16, separation: Float = 2, spread: Float = 0.6,
-                                 noise: Float = 0.5, seed: UInt64 = 7) throws -> Scenario {
+                                 noise: Float = 0.5, seed: UInt64 = 7, classOrderSeed: UInt64? = nil) throws -> Scenario {
         let classes = tasks * classesPerTask, pixels = 3 * size * size
         var rng = RNG(seed: seed).split("prototypes")
         let mu = (0..<tasks).map { _ in (0..<pixels).map { _ in rng.normal() } }
@@ -272,6 +277,8 @@ public enum ScenarioBuilder {
         let src = ScenarioSource(name: name, train: make(trainPerClass, "train"), test: make(testPerClass, "test"),
                                  splitRule: "generated: \(trainPerClass) train and \(testPerClass) test images per class")
         let summary = "synthetic clusters: \(tasks) tasks x \(classesPerTask) classes, \(size)x\(size), separation \(separation), spread \(spread), noise \(noise), seed \(seed)"
-        return try classIncremental(name: name, summary: summary, source: src, tasks: tasks, classOrder: Array(0..<classes))
+        // Classes in generation order (each task one cluster), or a permutation seeded by `classOrderSeed`.
+        guard let classOrderSeed else { return try classIncremental(name: name, summary: summary, source: src, tasks: tasks, classOrder: Array(0..<classes)) }
+        return try classIncremental(name: name, summary: summary + ", class order seeded (\(classOrderSeed))", source: src, tasks: tasks, seed: classOrderSeed)
     }
 }

@@ -44,25 +44,58 @@ final class ReportTests: XCTestCase {
         result("gamma", seed: 0, metrics: m(0.50, 0.60, 0.30, 0.80)),
     ]
 
-    func testMarkdownTableShowsMeanStdNAndBoldBest() throws {
+    /// Two seeds: the 95 % t interval is t_{0.975,1} s / sqrt(2) = 12.706205 s / sqrt(2); alpha's final
+    /// accuracy (70, 72) has s = 1.4142, so ± 12.71. With two pairs the exact sign-flip test gives p >= 0.5,
+    /// so no two-seed row is significantly worse than the best: all are bold; gamma (one seed, no pair
+    /// with the best) is not.
+    func testMarkdownTableShowsIntervalNAndCaption() throws {
         let t = try ReportTable(results: Self.suite)
         XCTAssertEqual(t.render(.markdown), """
         | method | final acc. CIL ↑ | avg. inc. acc. CIL ↑ | forgetting CIL ↓ | final acc. TIL ↑ |
         |---|---:|---:|---:|---:|
-        | alpha | **71.00 ± 1.41** (n=2) | **81.00 ± 1.41** (n=2) | 12.00 ± 2.83 (n=2) | 90.00 ± 0.00 (n=2) |
-        | beta | 63.00 ± 4.24 (n=2) | 76.00 ± 1.41 (n=2) | **6.00 ± 1.41** (n=2) | **94.00 ± 1.41** (n=2) |
+        | alpha | **71.00 ± 12.71** (n=2) | **81.00 ± 12.71** (n=2) | **12.00 ± 25.41** (n=2) | **90.00 ± 0.00** (n=2) |
+        | beta | **63.00 ± 38.12** (n=2) | **76.00 ± 12.71** (n=2) | **6.00 ± 12.71** (n=2) | **94.00 ± 12.71** (n=2) |
         | gamma | 50.00 (n=1) | 60.00 (n=1) | 30.00 (n=1) | 80.00 (n=1) |
 
-        Mean ± sample standard deviation (n − 1 denominator) over n seeds; accuracy-like metrics in percent. Best mean per column in bold; ↑ higher is better, ↓ lower is better. Scenario: syn.
+        Mean ± half-width of the 95 % Student t confidence interval for the mean (t(0.975, n − 1) · s / √n, s the sample standard deviation) over n independent runs (alpha seeds 0, 1; beta seeds 0, 1; gamma seed 0); a cell with n = 1 shows its mean alone; accuracy-like metrics in percent. Bold: the best mean per column and every row not significantly worse than it (two-sided paired test over the runs matched by scenario, seed and order, α = 0.05 unadjusted: exact sign-flip permutation test for n ≤ 12 pairs, paired t-test beyond; a row with fewer than 2 matched runs is bold only when its printed mean ties). With n ≤ 5 pairs the exact test cannot give p < 0.05 (its smallest p is 2/2ⁿ), so such rows are never marked worse. ↑ higher is better, ↓ lower is better. Scenario: syn.
 
         """)
     }
 
+    /// Six seeds: a row worse than the best on every seed has sign-flip p = 2/64 = 0.031 < 0.05 (not
+    /// bold); one worse on five seeds of six, by (1, 2, 3, 4, 5) points and better by 6 on one, has
+    /// observed |sum| 9 of a total 21: |21 - 2 sum(S)| >= 9 for flipped subsets S with sum(S) <= 6 or
+    /// >= 15, 2 x 14 of 64 assignments, p = 0.4375 (bold).
+    func testBoldMarksRowsNotSignificantlyWorseThanTheBest() throws {
+        let best: [Double] = [0.80, 0.81, 0.82, 0.83, 0.84, 0.85]
+        var rs: [ResultFile] = []
+        for (k, b) in best.enumerated() {
+            let seed = UInt64(k)
+            rs.append(Self.result("best", seed: seed, metrics: Self.m(b, 0.9, 0.1, 0.9)))
+            rs.append(Self.result("worse", seed: seed, metrics: Self.m(b - 0.01, 0.9, 0.1, 0.9)))
+            rs.append(Self.result("mixed", seed: seed, metrics: Self.m(b + [-0.01, -0.02, -0.03, -0.04, -0.05, 0.06][k], 0.9, 0.1, 0.9)))
+        }
+        let t = try ReportTable(results: rs, metrics: ["final_accuracy_cil"], methodOrder: ["best", "worse", "mixed"])
+        XCTAssertEqual(t.best.map { $0[0] }, [true, false, true])
+        XCTAssertEqual(Statistics.signFlipP([1, 2, 3, 4, 5, -6]), 28.0 / 64)
+        let md = t.render(.markdown)
+        XCTAssertTrue(md.contains("| worse | 81.50 ± 1.96 (n=6) |"), md)   // s = 1.8708 points, t_{0.975,5} = 2.570582
+        XCTAssertFalse(md.contains("With n ≤ 5 pairs"), md)
+        // --spread std: the same table with sample standard deviations.
+        XCTAssertTrue(try ReportTable(results: rs, metrics: ["final_accuracy_cil"], spread: .std).render(.markdown)
+            .contains("| worse | 81.50 ± 1.87 (n=6) |"))
+    }
+
     func testLatexTableUsesBooktabsAndBold() throws {
-        let t = try ReportTable(results: Self.suite, methodOrder: ["gamma", "beta"])
-        XCTAssertEqual(t.render(.latex), #"""
-        % clbench report table: mean $\pm$ sample standard deviation (n-1 denominator) over n seeds;
-        % accuracy-like metrics in percent; best mean per column in bold. Needs \usepackage{booktabs}.
+        let t = try ReportTable(results: Self.suite, methodOrder: ["gamma", "beta"], spread: .std)
+        let tex = t.render(.latex)
+        XCTAssertTrue(tex.hasPrefix(#"""
+        % clbench report table. Caption:
+        % Mean $\pm$ sample standard deviation (n - 1 denominator) over n independent runs (gamma seed 0; beta seeds 0, 1; alpha seeds 0, 1); a cell with n = 1 shows its mean alone; accuracy-like metrics in percent. Bold: the best mean per column and every row not significantly worse than it (two-sided paired test over the runs matched by scenario, seed and order, $\alpha$ = 0.05 unadjusted: exact sign-flip permutation test for n $\le$ 12 pairs, paired t-test beyond; a row with fewer than 2 matched runs is bold only when its printed mean ties). With n $\le$ 5 pairs the exact test cannot give p $<$ 0.05 (its smallest p is $2/2^n$), so such rows are never marked worse. $\uparrow$ higher is better, $\downarrow$ lower is better. Scenario: syn.
+
+        """#), tex)
+        XCTAssertTrue(tex.hasSuffix(#"""
+        % Needs \usepackage{booktabs}.
         \begin{tabular}{lcccc}
         \toprule
          & \multicolumn{4}{c}{syn} \\
@@ -70,21 +103,21 @@ final class ReportTests: XCTestCase {
         Method & final acc. CIL $\uparrow$ & avg. inc. acc. CIL $\uparrow$ & forgetting CIL $\downarrow$ & final acc. TIL $\uparrow$ \\
         \midrule
         gamma & 50.00 {\scriptsize (n=1)} & 60.00 {\scriptsize (n=1)} & 30.00 {\scriptsize (n=1)} & 80.00 {\scriptsize (n=1)} \\
-        beta & 63.00 $\pm$ 4.24 {\scriptsize (n=2)} & 76.00 $\pm$ 1.41 {\scriptsize (n=2)} & \textbf{6.00 $\pm$ 1.41} {\scriptsize (n=2)} & \textbf{94.00 $\pm$ 1.41} {\scriptsize (n=2)} \\
-        alpha & \textbf{71.00 $\pm$ 1.41} {\scriptsize (n=2)} & \textbf{81.00 $\pm$ 1.41} {\scriptsize (n=2)} & 12.00 $\pm$ 2.83 {\scriptsize (n=2)} & 90.00 $\pm$ 0.00 {\scriptsize (n=2)} \\
+        beta & \textbf{63.00 $\pm$ 4.24} {\scriptsize (n=2)} & \textbf{76.00 $\pm$ 1.41} {\scriptsize (n=2)} & \textbf{6.00 $\pm$ 1.41} {\scriptsize (n=2)} & \textbf{94.00 $\pm$ 1.41} {\scriptsize (n=2)} \\
+        alpha & \textbf{71.00 $\pm$ 1.41} {\scriptsize (n=2)} & \textbf{81.00 $\pm$ 1.41} {\scriptsize (n=2)} & \textbf{12.00 $\pm$ 2.83} {\scriptsize (n=2)} & \textbf{90.00 $\pm$ 0.00} {\scriptsize (n=2)} \\
         \bottomrule
         \end{tabular}
 
-        """#)
+        """#), tex)
     }
 
-    func testCSVHasSeparateMeanStdNColumns() throws {
+    func testCSVHasSeparateMeanStdIntervalNColumns() throws {
         let t = try ReportTable(results: Self.suite, metrics: ["final_accuracy_cil", "forgetting_cil"])
         XCTAssertEqual(t.render(.csv), """
-        method,syn/final_accuracy_cil/mean,syn/final_accuracy_cil/std,syn/final_accuracy_cil/n,syn/forgetting_cil/mean,syn/forgetting_cil/std,syn/forgetting_cil/n
-        alpha,71.0000,1.4142,2,12.0000,2.8284,2
-        beta,63.0000,4.2426,2,6.0000,1.4142,2
-        gamma,50.0000,,1,30.0000,,1
+        method,syn/final_accuracy_cil/mean,syn/final_accuracy_cil/std,syn/final_accuracy_cil/ci95,syn/final_accuracy_cil/n,syn/forgetting_cil/mean,syn/forgetting_cil/std,syn/forgetting_cil/ci95,syn/forgetting_cil/n
+        alpha,71.0000,1.4142,12.7062,2,12.0000,2.8284,25.4124,2
+        beta,63.0000,4.2426,38.1186,2,6.0000,1.4142,12.7062,2
+        gamma,50.0000,,,1,30.0000,,,1
 
         """)
     }
@@ -97,8 +130,8 @@ final class ReportTests: XCTestCase {
         let t = try ReportTable(results: rs, metrics: ["final_accuracy_cil", "final_accuracy_til"])
         let md = t.render(.markdown)
         XCTAssertTrue(md.hasPrefix("| method | other: final acc. CIL ↑ | other: final acc. TIL ↑ | syn: final acc. CIL ↑ | syn: final acc. TIL ↑ |\n"), md)
-        XCTAssertTrue(md.contains("| alpha | **40.00** (n=1) | 70.00 (n=1) | **71.00 ± 1.41** (n=2) |"), "ties are both bold; all equal, none:\n\(md)")
-        XCTAssertTrue(md.contains("| beta | **40.00** (n=1) | 70.00 (n=1) | 63.00 ± 4.24 (n=2) |"), md)
+        XCTAssertTrue(md.contains("| alpha | **40.00** (n=1) | 70.00 (n=1) | **71.00 ± 12.71** (n=2) |"), "ties are both bold; all equal, none:\n\(md)")
+        XCTAssertTrue(md.contains("| beta | **40.00** (n=1) | 70.00 (n=1) | **63.00 ± 38.12** (n=2) |"), "two pairs: not significantly worse:\n\(md)")
         XCTAssertTrue(md.contains("| delta | 30.00 (n=1) | 70.00 (n=1) | – | – |"), md)
         XCTAssertTrue(md.contains("| gamma | – | – | 50.00 (n=1) | 80.00 (n=1) |"), md)
         let tex = t.render(.latex)
@@ -114,7 +147,7 @@ final class ReportTests: XCTestCase {
         let md = try ReportTable(results: rs).render(.markdown)
         XCTAssertTrue(md.contains("| retrieval acc. ↑ |\n"), md)
         XCTAssertTrue(md.contains("| 80.00 (n=1) | 87.50 (n=1) |"), "a single value is not bold:\n\(md)")
-        XCTAssertTrue(md.contains("| 90.00 ± 0.00 (n=2) | – |"), md)
+        XCTAssertTrue(md.contains("| **90.00 ± 0.00** (n=2) | – |"), md)
         XCTAssertThrowsError(try ReportTable(results: rs, metrics: ["final_acc"])) { e in
             XCTAssertTrue("\(e)".contains("no result has metric 'final_acc'; available: average_incremental_accuracy_cil, bwt_cil"), "\(e)")
         }
@@ -151,6 +184,172 @@ final class ReportTests: XCTestCase {
         let block = try XCTUnwrap(ReportTable.block(in: readme, name: "smoke"), "README.md has a results:smoke block")
         let table = try ReportTable(results: results, methodOrder: MethodRegistry.builtin.names).render(.markdown)
         XCTAssertEqual(block, "\n" + table, "README.md is stale: run scripts/update-readme-results.sh")
+    }
+
+    // MARK: grouping
+
+    /// The result with another schedule (epochs), so another configuration hash.
+    static func configured(_ r: ResultFile, epochs: Int) -> ResultFile {
+        var r = r
+        r.config.cell.schedule.epochs = epochs
+        r.config.hash = r.config.cell.hash
+        return r
+    }
+
+    /// Two folders ran alpha's cell with different settings: two rows, labelled by folder (no suite
+    /// recorded) and the setting that differs; a third folder holds copies (same hash): used once, noted.
+    func testSameCellFromTwoSuitesBecomesTwoRowsAndCopiesAreUsedOnce() throws {
+        let beta = Self.result("beta", metrics: Self.m(0.55, 0.6, 0.2, 0.8))
+        let quick = [Self.configured(Self.result("alpha", metrics: Self.m(0.50, 0.6, 0.2, 0.8)), epochs: 1), beta]
+        let full = [Self.configured(Self.result("alpha", metrics: Self.m(0.60, 0.7, 0.1, 0.9)), epochs: 3)]
+        XCTAssertEqual(quick[0].name, full[0].name)
+        let (q, f, c) = (try write(quick, to: "quick"), try write(full, to: "full"), try write(quick, to: "copy"))
+        let loaded = try ReportInput.loadWithNotes([q, f, c])
+        XCTAssertEqual(loaded.results.count, 3)
+        XCTAssertEqual(loaded.notes, [
+            "syn__alpha__s0: 2 results with the same configuration (hash \(quick[0].config.hash.prefix(12))) in \(q)/syn__alpha__s0.json.zst, \(c)/syn__alpha__s0.json.zst; used once (\(q)/syn__alpha__s0.json.zst)",
+            "syn__beta__s0: 2 results with the same configuration (hash \(beta.config.hash.prefix(12))) in \(q)/syn__beta__s0.json.zst, \(c)/syn__beta__s0.json.zst; used once (\(q)/syn__beta__s0.json.zst)"])
+        let t = try ReportTable(results: loaded.results, metrics: ["final_accuracy_cil"], notes: loaded.notes)
+        XCTAssertEqual(t.methods, ["alpha (full: epochs=3)", "alpha (quick: epochs=1)", "beta"])
+        let md = t.render(.markdown)
+        XCTAssertTrue(md.contains("| alpha (full: epochs=3) | **60.00** (n=1) |\n| alpha (quick: epochs=1) | 50.00 (n=1) |\n| beta | 55.00 (n=1) |"), md)
+        XCTAssertTrue(md.contains("syn holds results of several suites (full, quick); its rows without a suite are from quick."), md)
+        XCTAssertTrue(md.contains("\nNote: syn__beta__s0: 2 results with the same configuration"), md)
+        XCTAssertTrue(t.render(.latex).contains("\nalpha (quick: epochs=1) & 50.00 {\\scriptsize (n=1)} \\\\\n"), t.render(.latex))
+
+        // A recorded suite name is the label; the folder is only the fallback.
+        var named = full[0]
+        named.suite = "paper"
+        let p = try write([named], to: "elsewhere")
+        XCTAssertEqual(try ReportTable(results: ReportInput.load([q, p]), metrics: ["final_accuracy_cil"]).methods,
+                       ["alpha (paper: epochs=3)", "alpha (quick: epochs=1)", "beta"])
+
+        // Plots: one line per row, and the two configurations' matrices in different files.
+        let written = try Plot.writeAll(results: loaded.results, outDir: dir + "/plots")
+        XCTAssertEqual(written.map { ($0 as NSString).lastPathComponent }, [
+            "accuracy-syn.svg", "cil-matrix-full__syn__alpha__s0.svg", "cil-matrix-quick__syn__alpha__s0.svg", "cil-matrix-syn__beta__s0.svg"])
+        let curves = try String(contentsOfFile: written[0], encoding: .utf8)
+        XCTAssertTrue(curves.contains("alpha (full: epochs=3)") && curves.contains("alpha (quick: epochs=1)"), curves)
+
+        // check: the configuration with the baseline's hash is compared, and a note says so.
+        let check = RegressionCheck(current: loaded.results, baseline: quick, notes: loaded.notes)
+        XCTAssertEqual(check.exitCode, 0, check.render())
+        XCTAssertTrue(check.render().contains("note: syn__alpha__s0: 2 configurations in the results (quick, full); compared the one with the same configuration hash (quick)"), check.render())
+
+        // compare: a baseline with two configurations on a scenario must be chosen by suite.
+        XCTAssertThrowsError(try PairedComparison(results: loaded.results, baseline: "alpha")) { e in
+            XCTAssertTrue("\(e)".contains("alpha has 2 configurations here"), "\(e)")
+        }
+        let chosen = try PairedComparison(results: loaded.results, baseline: "alpha@quick")
+        XCTAssertEqual(chosen.entries.map(\.row), ["alpha (full: epochs=3)", "beta"])
+        XCTAssertEqual(chosen.entries[0].meanDifference!, 0.10, accuracy: 1e-12)
+        XCTAssertEqual(chosen.entries[1].meanDifference!, 0.05, accuracy: 1e-12)
+    }
+
+    /// The committed folders hold cifar100-10t__finetune__s0 and __proteus__s0 twice (quick and full
+    /// protocol): one table with a row per configuration, and `check` against smoke still passes.
+    func testCommittedResultsFoldersTabulateTogether() throws {
+        let root = CLITests.checkout.path
+        let loaded = try ReportInput.loadWithNotes([root + "/results"])
+        let tex = try ReportTable(results: loaded.results, methodOrder: MethodRegistry.builtin.names, notes: loaded.notes).render(.latex)
+        XCTAssertTrue(tex.contains("\nfinetune (cifar100-10t-quick: epochs=1, forward\\_transfer=false) & 5.26 {"), tex)
+        XCTAssertTrue(tex.contains("\nfinetune (cifar100-10t: epochs=3, forward\\_transfer=true) & 6.09 {"), tex)
+        XCTAssertTrue(tex.contains("\nproteus (cifar100-10t: epochs=3, forward\\_transfer=true) & 17.79 {"), tex)
+        XCTAssertTrue(tex.contains("\njoint & \\textbf{36.37}"), tex)
+        let smoke = try ReportInput.load([root + "/results/smoke"])
+        let check = RegressionCheck(current: loaded.results, baseline: smoke)
+        XCTAssertEqual(check.exitCode, 0)
+        XCTAssertTrue(check.notes.contains("cifar100-10t__finetune__s0: 2 configurations in the results (cifar100-10t-quick, cifar100-10t)"), "\(check.notes)")
+        // compare: finetune has two configurations on cifar100-10t, so that scenario needs METHOD@SUITE.
+        let all = try PairedComparison(results: loaded.results, baseline: "finetune", methodOrder: MethodRegistry.builtin.names)
+        XCTAssertEqual(Set(all.entries.map(\.scenario)), ["cifar100-smoke"])
+        XCTAssertTrue(all.notes.contains { $0.hasPrefix("cifar100-10t: finetune has 2 configurations here") }, "\(all.notes)")
+        let full = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t", methodOrder: MethodRegistry.builtin.names)
+        XCTAssertEqual(full.entries.first?.row, "finetune (cifar100-10t-quick: epochs=1, forward_transfer=false)")
+        XCTAssertEqual(full.entries.first { $0.row.hasPrefix("proteus (cifar100-10t:") }?.meanDifference ?? 0, 0.1779 - 0.0609, accuracy: 5e-5)
+        XCTAssertTrue(full.notes.contains("cifar100-smoke: no finetune@cifar100-10t result with final_accuracy_cil; not compared"), "\(full.notes)")
+    }
+
+    // MARK: compare
+
+    /// Six seeds against `base`: alpha +1..+6 points (all positive: sign-flip p = 2/64), beta
+    /// (+1, -2, +3, +4, +5, +6) (|21 - 2 sum(S)| >= 17 for sum(S) <= 2 or >= 19: {}, {1}, {2} and
+    /// their complements, p = 6/64), gamma on one seed only, beta with a seed base lacks.
+    static var compareSuite: [ResultFile] {
+        let base: [Double] = [0.50, 0.52, 0.54, 0.56, 0.58, 0.60]
+        var rs: [ResultFile] = []
+        for (k, b) in base.enumerated() {
+            let seed = UInt64(k)
+            rs.append(result("base", seed: seed, metrics: m(b, 0.9, 0.1, 0.9)))
+            rs.append(result("alpha", seed: seed, metrics: m(b + Double(k + 1) / 100, 0.9, 0.1, 0.9)))
+            rs.append(result("beta", seed: seed, metrics: m(b + [1, -2, 3, 4, 5, 6][k] / 100, 0.9, 0.1, 0.9)))
+        }
+        rs.append(result("beta", seed: 7, metrics: m(0.7, 0.9, 0.1, 0.9)))
+        rs.append(result("gamma", seed: 0, metrics: m(0.45, 0.9, 0.1, 0.9)))
+        return rs
+    }
+
+    /// By hand: alpha's d = 1..6 points, mean 3.5, s = 1.870829, half-width t_{0.975,5} s / sqrt(6) =
+    /// 2.570582 x 0.763763 = 1.963314; beta's mean 17/6 = 2.8333, s = 2.926887, half-width 3.071580.
+    /// Holm over m = 2 (gamma has no test): alpha 2 x 0.03125 = 0.0625, beta max(0.0625, 0.09375) = 0.09375.
+    func testCompareComputesIntervalsSignFlipAndHolmByHand() throws {
+        let c = try PairedComparison(results: Self.compareSuite, baseline: "base", methodOrder: ["base", "alpha", "beta", "gamma"])
+        XCTAssertEqual(c.entries.map(\.row), ["alpha", "beta", "gamma"])
+        let (a, b, g) = (c.entries[0], c.entries[1], c.entries[2])
+        XCTAssertEqual(a.n, 6)
+        XCTAssertEqual(a.meanDifference!, 0.035, accuracy: 1e-12)
+        XCTAssertEqual(a.halfWidth95!, 0.01963314, accuracy: 1e-8)
+        XCTAssertEqual(a.test, .signFlip)
+        XCTAssertEqual(a.p!, 2.0 / 64, accuracy: 1e-15)
+        XCTAssertEqual(a.holm!, 0.0625, accuracy: 1e-15)
+        XCTAssertEqual(b.runs.map(\.description), ["s0", "s1", "s2", "s3", "s4", "s5"], "s7 has no base run: left out")
+        XCTAssertEqual(b.meanDifference!, 17.0 / 600, accuracy: 1e-12)
+        XCTAssertEqual(b.halfWidth95!, 0.03071580, accuracy: 1e-8)
+        XCTAssertEqual(b.p!, 6.0 / 64, accuracy: 1e-15)
+        XCTAssertEqual(b.holm!, 0.09375, accuracy: 1e-15)
+        XCTAssertEqual(g.n, 1)
+        XCTAssertNil(g.p)
+        XCTAssertNil(g.halfWidth95)
+        XCTAssertEqual(c.unmatched, ["syn, beta vs base: s7 (only beta)", "syn, gamma vs base: s1 (only base), s2 (only base), s3 (only base), s4 (only base), s5 (only base)"])
+
+        let md = c.render(.markdown)
+        XCTAssertTrue(md.contains("| syn | alpha | 6 | s0, s1, s2, s3, s4, s5 | +3.50 | [+1.54, +5.46] | sign-flip (exact) | 0.0312 | 0.0625 |"), md)
+        XCTAssertTrue(md.contains("| syn | beta | 6 | s0, s1, s2, s3, s4, s5 | +2.83 | [-0.24, +5.90] | sign-flip (exact) | 0.0938 | 0.0938 |"), md)
+        XCTAssertTrue(md.contains("| syn | gamma | 1 | s0 | -5.00 | – | n = 1: none | – | – |"), md)
+        XCTAssertTrue(md.contains("Left out (runs only one side has; never paired):\n- syn, beta vs base: s7 (only beta)\n"), md)
+        XCTAssertTrue(md.contains("With n = 1 (one matched run) there is no interval and no test."), md)
+        let tex = c.render(.latex)
+        XCTAssertTrue(tex.contains("syn & alpha & 6 & s0, s1, s2, s3, s4, s5 & $+3.50$ & $[+1.54, +5.46]$ & sign-flip (exact) & 0.0312 & 0.0625 \\\\"), tex)
+        XCTAssertTrue(tex.contains("\\begin{tabular}{llrlrlllr}"), tex)
+        let csv = c.render(.csv)
+        XCTAssertTrue(csv.hasPrefix("scenario,method,baseline,metric,n,runs,mean_diff,ci_low,ci_high,test,p,p_holm\n"
+                                    + "syn,alpha,base,final_accuracy_cil,6,s0 s1 s2 s3 s4 s5,3.5000,1.5367,5.4633,sign-flip (exact),0.03125,0.0625\n"), csv)
+
+        // A significant Holm p is starred: with 8 seeds all positive, p = 2/256, Holm (m = 1) the same.
+        var eight: [ResultFile] = []
+        for k in 0..<8 {
+            eight.append(Self.result("base", seed: UInt64(k), metrics: Self.m(0.5, 0.9, 0.1, 0.9)))
+            eight.append(Self.result("alpha", seed: UInt64(k), metrics: Self.m(0.5 + Double(k + 1) / 100, 0.9, 0.1, 0.9)))
+        }
+        XCTAssertTrue(try PairedComparison(results: eight, baseline: "base").render(.markdown).contains("| 0.0078 | 0.0078 * |"))
+        XCTAssertThrowsError(try PairedComparison(results: eight, baseline: "nobody"))
+        XCTAssertThrowsError(try PairedComparison(results: eight, baseline: "base", metric: "nothing"))
+    }
+
+    /// results/smoke has one seed: every comparison is n = 1, said so first, and the command succeeds.
+    func testCompareCommandOnOneSeedSaysSo() throws {
+        guard let exe = CLITests.executable() else { throw XCTSkip("the clbench executable was not found beside the test binary") }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = ["report", "compare", CLITests.checkout.path + "/results/smoke", "--baseline", "finetune"]
+        let pipe = Pipe()
+        p.standardOutput = pipe; p.standardError = FileHandle.nullDevice
+        try p.run()
+        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, out)
+        XCTAssertTrue(out.contains("| cifar100-smoke | proteus | 1 | s0 | +41.00 | – | n = 1: none | – | – |"), out)
+        XCTAssertTrue(out.contains("Every comparison has at most one matched run (n = 1): differences only, no interval and no test."), out)
     }
 
     // MARK: check

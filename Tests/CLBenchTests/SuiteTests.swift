@@ -63,6 +63,8 @@ final class SuiteTests: XCTestCase {
             let r = try ResultFile.read(dir + "/\(name).json.zst")
             XCTAssertEqual(r.matrices.cil.count, 5)
             XCTAssertEqual(r.config.hash, r.config.cell.hash)
+            XCTAssertEqual(r.suite, "tiny", "the suite's name is recorded")
+            XCTAssertEqual(obj["suite"] as? String, "tiny")
             XCTAssertTrue(Inspect.render(r).contains("final_accuracy_cil"))
         }
         XCTAssertTrue(lines.last!.contains("| synthetic__ncm__s0 |"), "summary table at the end")
@@ -108,7 +110,53 @@ final class SuiteTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: first)), before)
         let all = try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".json.zst") }.sorted()
         XCTAssertEqual(all, ["synthetic__finetune__s0.json.zst", "synthetic__joint__s0.json.zst", "synthetic__ncm__s0.json.zst"])
+        for f in all { XCTAssertEqual(try ResultFile.read(out + "/" + f).suite, "tiny", "\(f): cells run in child processes record the suite too") }
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: out).allSatisfy { !$0.contains(".tmp-") }, "no temporaries left")
+    }
+
+    /// A suite's orders: one cell per seed and order, named `__oN`, with the order in the hash; the
+    /// order seeds the class permutation, which the result records. Without orders, names and hashes
+    /// are what they were (the JSON has no order key).
+    func testOrdersAreAnAxisOfCellsAndSeedTheClassOrder() throws {
+        let plain = try SuiteFile.parse(yaml(), source: "x").cells(registry: .builtin)
+        let ordered = try SuiteFile.parse(yaml(extra: "orders: [3, 4]"), source: "x").cells(registry: .builtin)
+        XCTAssertEqual(plain.map(\.name), ["synthetic__ncm__s0", "synthetic__finetune__s0"])
+        XCTAssertEqual(ordered.map(\.name), ["synthetic__ncm__s0__o3", "synthetic__ncm__s0__o4", "synthetic__finetune__s0__o3", "synthetic__finetune__s0__o4"])
+        XCTAssertEqual(Set(ordered.map(\.hash)).count, 4)
+        XCTAssertFalse(ordered.map(\.hash).contains(plain[0].hash))
+        XCTAssertFalse(String(decoding: try JSONEncoder().encode(plain[0]), as: UTF8.self).contains("order"))
+        XCTAssertTrue(error(yaml(extra: "orders: [1]").replacingOccurrences(of: "[synthetic]", with: "[fmnist-b4inc2]")).contains("scenario 'fmnist-b4inc2' has a fixed class order"))
+        XCTAssertTrue(error(yaml(extra: "orders: []")).contains("orders, when given, must be non-empty"))
+        XCTAssertTrue(error(yaml(extra: "orders: [2, 2]")).contains("orders lists an order twice"))
+
+        let suite = try SuiteFile.parse(yaml(methods: "[ncm]", extra: "orders: [3, 4]"), source: "x")
+        let summary = try SuiteRunner(suite: suite, registry: .builtin, outDir: dir, dataRoot: dir, jobs: 1, out: { _ in }).run()
+        XCTAssertEqual(summary.ran, 2)
+        XCTAssertEqual(summary.failed, [])
+        let r3 = try ResultFile.read(dir + "/synthetic__ncm__s0__o3.json.zst"), r4 = try ResultFile.read(dir + "/synthetic__ncm__s0__o4.json.zst")
+        XCTAssertEqual(r3.config.cell.order, 3)
+        XCTAssertEqual(r3.config.hash, r3.config.cell.hash)
+        let o3 = try XCTUnwrap(r3.scenario.classOrder), o4 = try XCTUnwrap(r4.scenario.classOrder)
+        XCTAssertEqual(o3.sorted(), Array(0..<10))
+        XCTAssertNotEqual(o3, o4)
+        XCTAssertEqual(o3, try ScenarioBuilder.synthetic(classOrderSeed: 3).classOrder)
+        XCTAssertEqual(try ScenarioBuilder.synthetic().classOrder, Array(0..<10), "no order: the scenario's own")
+        XCTAssertNotEqual(r3.scenario.fingerprint, r4.scenario.fingerprint)
+        // Reports: a run is a seed and an order.
+        XCTAssertEqual(RunID(r3).description, "s0/o3")
+        XCTAssertTrue(try ReportTable(results: [r3, r4], metrics: ["final_accuracy_cil"]).render(.markdown).contains("(seed 0 x orders 3, 4)"))
+    }
+
+    /// Every committed result (written before orders existed) still has its recorded hash and name
+    /// under today's `CellSpec`, so `suite` keeps skipping those cells.
+    func testCommittedResultsKeepTheirNamesAndHashes() throws {
+        let results = try ReportInput.load([CLITests.checkout.path + "/results"])
+        XCTAssertEqual(results.count, 18)
+        for r in results {
+            XCTAssertNil(r.config.cell.order)
+            XCTAssertEqual(r.config.cell.hash, r.config.hash, r.name)
+            XCTAssertEqual(r.config.cell.name, r.name)
+        }
     }
 
     /// `clbench run --suite FILE` takes the suite's options (shared and per method), so the cell it
@@ -127,10 +175,12 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(list.contains("synthetic__finetune__s0  done"), list)
         let options = try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").config.cell.options
         XCTAssertEqual(options["rank"], .number(4)); XCTAssertEqual(options["lr"], .number(0.003))
+        XCTAssertEqual(try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").suite, "tiny", "the suite's own cell records the suite")
         _ = try clbench(["run", "--suite", file, "--method", "finetune", "--scenario", "synthetic", "--out", out, "--data", dir,
                          "--set", "rank=2"])
         list = try clbench(["suite", file, "--list", "--out", out, "--data", dir])
         XCTAssertTrue(list.contains("synthetic__finetune__s0  stale"), list)
+        XCTAssertNil(try ResultFile.read(out + "/synthetic__finetune__s0.json.zst").suite, "a cell with settings of its own is not the suite's")
     }
 }
 
