@@ -72,6 +72,19 @@ final class TokenizerTests: XCTestCase {
         XCTAssertEqual(t.encode(texts, maxLength: 128), expected128)
     }
 
+    /// A long text (over the 1,024-scalar chunks that `encode` normalises at a time) has the
+    /// pieces of its parts: the edge cases joined by spaces, which end words.
+    func testLongTextIsItsPartsJoined() throws {
+        let fixture = try XCTUnwrap(Self.readJSON(Self.fixtures + "/edge_cases.json") as? [String: Any])
+        let texts = try XCTUnwrap(fixture["cases"] as? [[String: Any]]).compactMap { $0["text"] as? String }
+        let t = Self.tokenizer
+        let joined = texts.joined(separator: " ")
+        XCTAssertGreaterThan(joined.unicodeScalars.count, 3 * 1024)
+        let pieces = texts.flatMap { t.encode($0, maxLength: Int.max).dropFirst().dropLast() }
+        XCTAssertEqual(t.encode(joined, maxLength: Int.max), [t.clsID] + pieces + [t.sepID])
+        XCTAssertEqual(t.encode(joined, maxLength: 300), [t.clsID] + pieces.prefix(298) + [t.sepID])
+    }
+
     /// "a" + c + "b" for every Unicode scalar c: cleaning, CJK spacing, accent stripping,
     /// lowercasing and punctuation splitting of each scalar, as HF does them.
     func testEveryScalarEqualsHF() throws {
@@ -246,6 +259,13 @@ final class TokenizerTests: XCTestCase {
         let config = write("tokenizer_config.json", "do_lower_case: true")
         let error = try XCTUnwrap(loadError(dir))
         XCTAssertEqual(error.path, config)
+    }
+
+    func testVocabTXTWithCRLFAndTrailingSpaces() throws {
+        _ = write("vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhello \t\r\n##s\r\n")
+        let t = try WordPieceTokenizer.load(folder: dir)
+        XCTAssertEqual(t.vocabulary, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "##s"])
+        XCTAssertEqual(t.tokens("Hellos"), ["hello", "##s"])
     }
 
     func testVocabTXTWithTokenizerConfig() throws {
