@@ -461,8 +461,8 @@ public final class WordPieceTokenizer: @unchecked Sendable {
                 }
                 if cleanText {
                     // Dropped before whitespace is mapped: U+0085 is whitespace but also a control
-                    // character (Cc), so it vanishes, not becomes a space (U+000B, U+000C and
-                    // U+001C-1F likewise, above).
+                    // character (Cc), so it vanishes, not becomes a space (U+000B and U+000C
+                    // likewise, above).
                     if c == 0xFFFD || UnicodeClass.isControl(c) { continue }
                     if UnicodeClass.isWhitespace(c) { buffer[n] = 0x20; n += 1; continue }
                 }
