@@ -10,7 +10,13 @@ final class TokenizerTests: XCTestCase {
     /// ../shared/data/cl-benchmark from the package root (Tests/CLDataTests/ is two levels down).
     static let benchmark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/cl-benchmark").path
-    static let modelFolder = (NSHomeDirectory() as NSString).appendingPathComponent(".cache/clbench/weights/all-minilm-l6-v2")
+    /// Where scripts/fetch-minilm.sh puts the model: $CLBENCH_WEIGHTS, else $HOME/.cache/clbench/weights.
+    static let modelFolder: String = {
+        let environment = ProcessInfo.processInfo.environment
+        let weights = environment["CLBENCH_WEIGHTS"]
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".cache/clbench/weights")
+        return (weights as NSString).appendingPathComponent("all-minilm-l6-v2")
+    }()
 
     /// The fixture folder has vocab.txt and no tokenizer.json, so this is the vocab.txt path
     /// with BERT-uncased defaults.
