@@ -87,14 +87,14 @@ public enum Fetch {
         if fm.fileExists(atPath: dest) {
             let check = try verifyFolder(dest, name: d.name)
             switch check.kind {
-            case .manifest where check.ok, .datasetJSON where check.ok:
+            case .manifest where check.ok, .datasetJSON where check.ok, .fileManifest where check.ok:
                 log("\(d.name): already present in \(dest) (\(check.filesChecked) files verified)")
                 return .alreadyPresent
             case .manifest:
                 // Our own folder (it has our manifest): safe to replace.
                 log("\(d.name): \(dest) fails verification (\(check.problems.joined(separator: "; "))): fetching again")
-            case .datasetJSON:
-                throw DataError(path: dest, message: "has a dataset.json but fails verification (\(check.problems.joined(separator: "; "))); not replacing a folder clbench did not write")
+            case .datasetJSON, .fileManifest:
+                throw DataError(path: dest, message: "has a \(check.kind.rawValue) but fails verification (\(check.problems.joined(separator: "; "))); not replacing a folder clbench did not write")
             case .unchecked:
                 throw DataError(path: dest, message: "exists without \(manifestName) or dataset.json; move it away (or delete it) to fetch '\(d.name)' here")
             }
@@ -188,7 +188,7 @@ public enum Fetch {
     // MARK: - verify
 
     public struct DatasetCheck: Sendable, Equatable {
-        public enum Kind: String, Sendable { case manifest, datasetJSON = "dataset.json", unchecked }
+        public enum Kind: String, Sendable { case manifest, datasetJSON = "dataset.json", fileManifest = "manifest.json", unchecked }
         public var name: String
         public var directory: String
         public var kind: Kind
@@ -201,7 +201,9 @@ public enum Fetch {
     /// Checks `root` itself when it holds a `.clbench-manifest.json` or a `dataset.json`, otherwise
     /// each folder in it (hidden ones skipped). Manifest folders: every listed file's size and
     /// SHA-256. dataset.json folders (no checksums recorded): each split file's size against its
-    /// record count and record size, and the class-names file. Other folders: `.unchecked`.
+    /// record count and record size, and the class-names file. Folders with a `manifest.json` mapping
+    /// relative paths to `{"sha256": ..., "records": ...}` (the text benchmark's layout): every listed
+    /// file's SHA-256. Other folders: `.unchecked`.
     public static func verify(root: String) throws -> [DatasetCheck] {
         let fm = FileManager.default
         var isDir: ObjCBool = false
@@ -216,6 +218,18 @@ public enum Fetch {
             guard fm.fileExists(atPath: p, isDirectory: &d), d.boolValue else { return nil }
             return try verifyFolder(p, name: entry)
         }
+    }
+
+    /// A `manifest.json` of `{path: {"sha256": hex, ...}}` entries, or nil when there is none of that shape.
+    static func fileManifest(_ path: String) -> [String: String]? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], !object.isEmpty else { return nil }
+        var out: [String: String] = [:]
+        for (file, entry) in object {
+            guard let e = entry as? [String: Any], let sum = e["sha256"] as? String else { return nil }
+            out[file] = sum
+        }
+        return out
     }
 
     static func verifyFolder(_ dir: String, name: String) throws -> DatasetCheck {
@@ -237,6 +251,15 @@ public enum Fetch {
                 guard size == entry.bytes else { check.problems.append("\(file): \(size) bytes, expected \(entry.bytes)"); continue }
                 let sum = try Checksum.sha256(file: p).hex
                 if sum != entry.sha256 { check.problems.append("\(file): sha256 \(sum), expected \(entry.sha256) (corrupt)") }
+            }
+        } else if let files = fileManifest((dir as NSString).appendingPathComponent("manifest.json")) {
+            check.kind = .fileManifest
+            for (file, sha256) in files.sorted(by: { $0.key < $1.key }) {
+                let p = (dir as NSString).appendingPathComponent(file)
+                check.filesChecked += 1
+                guard try fileSize(p) != nil else { check.problems.append("\(file): missing"); continue }
+                let sum = try Checksum.sha256(file: p).hex
+                if sum != sha256 { check.problems.append("\(file): sha256 \(sum), expected \(sha256) (corrupt)") }
             }
         } else if fm.fileExists(atPath: datasetJSON) {
             check.kind = .datasetJSON

@@ -36,6 +36,7 @@ final class TextBackboneTests: XCTestCase {
             let train = try CLBenchmark.load(root: Self.benchmark, task: fact.task, split: "train").prefix(1000)
             let test = try CLBenchmark.load(root: Self.benchmark, task: fact.task, split: "test").prefix(1000)
             let r = try Evaluation.textNearestClassMean(model, tokenizer: tokenizer, train: train, test: test)
+            print(String(format: "NCM %@: %.2f %% (%d / %d; sentence-transformers %.2f %%)", fact.task, 100 * r.top1, r.correct, r.testRecords, fact.top1))
             XCTAssertEqual(r.trainRecords, fact.train, fact.task)
             XCTAssertEqual(r.testRecords, fact.test, fact.task)
             XCTAssertEqual(100 * r.top1, fact.top1, accuracy: 0.5, "\(fact.task): \(100 * r.top1) % against sentence-transformers' \(fact.top1) %")

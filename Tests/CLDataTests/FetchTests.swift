@@ -293,7 +293,7 @@ final class FetchTests: XCTestCase {
         if FileManager.default.fileExists(atPath: shared) {
             let s = try Fetch.verify(root: shared)
             XCTAssertFalse(s.isEmpty)
-            for c in s { XCTAssertTrue(c.ok && c.kind == .datasetJSON, "\(c)") }
+            for c in s { XCTAssertTrue(c.ok && [.datasetJSON, .fileManifest].contains(c.kind), "\(c)") }
         }
     }
 }

@@ -10,7 +10,13 @@ final class TokenizerTests: XCTestCase {
     /// ../shared/data/cl-benchmark from the package root (Tests/CLDataTests/ is two levels down).
     static let benchmark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/cl-benchmark").path
-    static let modelFolder = (NSHomeDirectory() as NSString).appendingPathComponent(".cache/clbench/weights/all-minilm-l6-v2")
+    /// Where scripts/fetch-minilm.sh puts the model: $CLBENCH_WEIGHTS, else $HOME/.cache/clbench/weights.
+    static let modelFolder: String = {
+        let environment = ProcessInfo.processInfo.environment
+        let weights = environment["CLBENCH_WEIGHTS"]
+            ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".cache/clbench/weights")
+        return (weights as NSString).appendingPathComponent("all-minilm-l6-v2")
+    }()
 
     /// The fixture folder has vocab.txt and no tokenizer.json, so this is the vocab.txt path
     /// with BERT-uncased defaults.
@@ -70,6 +76,19 @@ final class TokenizerTests: XCTestCase {
         XCTAssertTrue(sawTruncation, "the fixture should hold a text longer than 128 pieces")
         // The batch API gives the same as one text at a time.
         XCTAssertEqual(t.encode(texts, maxLength: 128), expected128)
+    }
+
+    /// A long text (over the 1,024-scalar chunks that `encode` normalises at a time) has the
+    /// pieces of its parts: the edge cases joined by spaces, which end words.
+    func testLongTextIsItsPartsJoined() throws {
+        let fixture = try XCTUnwrap(Self.readJSON(Self.fixtures + "/edge_cases.json") as? [String: Any])
+        let texts = try XCTUnwrap(fixture["cases"] as? [[String: Any]]).compactMap { $0["text"] as? String }
+        let t = Self.tokenizer
+        let joined = texts.joined(separator: " ")
+        XCTAssertGreaterThan(joined.unicodeScalars.count, 3 * 1024)
+        let pieces = texts.flatMap { t.encode($0, maxLength: Int.max).dropFirst().dropLast() }
+        XCTAssertEqual(t.encode(joined, maxLength: Int.max), [t.clsID] + pieces + [t.sepID])
+        XCTAssertEqual(t.encode(joined, maxLength: 300), [t.clsID] + pieces.prefix(298) + [t.sepID])
     }
 
     /// "a" + c + "b" for every Unicode scalar c: cleaning, CJK spacing, accent stripping,
@@ -246,6 +265,13 @@ final class TokenizerTests: XCTestCase {
         let config = write("tokenizer_config.json", "do_lower_case: true")
         let error = try XCTUnwrap(loadError(dir))
         XCTAssertEqual(error.path, config)
+    }
+
+    func testVocabTXTWithCRLFAndTrailingSpaces() throws {
+        _ = write("vocab.txt", "[PAD]\r\n[UNK]\r\n[CLS]\r\n[SEP]\r\nhello \t\r\n##s\r\n")
+        let t = try WordPieceTokenizer.load(folder: dir)
+        XCTAssertEqual(t.vocabulary, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello", "##s"])
+        XCTAssertEqual(t.tokens("Hellos"), ["hello", "##s"])
     }
 
     func testVocabTXTWithTokenizerConfig() throws {

@@ -48,6 +48,9 @@ public final class WordPieceTokenizer: @unchecked Sendable {
     /// Special tokens matched in the raw text before normalisation (HF's added tokens with
     /// `normalized: false`), as scalars, with their ids.
     let addedTokens: [(scalars: [UInt32], id: Int32)]
+    /// The distinct first scalars of the added tokens ("[" for BERT's): a cheap test, at each
+    /// scalar of a text, before trying the tokens themselves.
+    let addedTokenFirstScalars: [UInt32]
 
     /// The standard BERT special tokens. Loaded from a vocabulary (not a tokenizer.json), these are
     /// the added tokens, as transformers' `BertTokenizerFast` makes them.
@@ -91,34 +94,38 @@ public final class WordPieceTokenizer: @unchecked Sendable {
         }
         clsID = idOf["[CLS]"]!; sepID = idOf["[SEP]"]!; padID = idOf["[PAD]"]!; unknownID = idOf[unknownToken]!
 
-        var starts = PieceTable(capacityFor: vocabulary.count)
-        var continuations = PieceTable(capacityFor: vocabulary.count)
+        var startKeys: [[UInt8]] = [], startIDs: [Int32] = []
+        var continuationKeys: [[UInt8]] = [], continuationIDs: [Int32] = []
         let prefixBytes = Array(continuingPrefix.utf8)
-        for (id, token) in vocabulary.enumerated() where idOf[token] == Int32(id) {
+        for (id, token) in vocabulary.enumerated() {
             let bytes = Array(token.utf8)
-            starts.insert(bytes, id: Int32(id))
+            startKeys.append(bytes); startIDs.append(Int32(id))
             if bytes.count >= prefixBytes.count && bytes[0..<prefixBytes.count].elementsEqual(prefixBytes) {
-                continuations.insert(Array(bytes[prefixBytes.count...]), id: Int32(id))
+                continuationKeys.append(Array(bytes[prefixBytes.count...])); continuationIDs.append(Int32(id))
             }
         }
-        wordStartPieces = starts
-        continuationPieces = continuations
+        wordStartPieces = PieceTable(keys: startKeys, ids: startIDs)
+        continuationPieces = PieceTable(keys: continuationKeys, ids: continuationIDs)
 
         let added = addedTokens ?? Self.bertSpecialTokens.compactMap { t in idOf[t].map { (content: t, id: $0) } }
-        for token in added where token.content.isEmpty || token.id < 0 || Int(token.id) >= vocabulary.count {
-            throw DataError(path: source, message: "added token \"\(token.content)\" with id \(token.id) is empty or outside the vocabulary (\(vocabulary.count) tokens)")
+        for token in added where token.content.isEmpty || token.id < 0 || Int(token.id) >= vocabulary.count || vocabulary[Int(token.id)] != token.content {
+            throw DataError(path: source, message: "added token \"\(token.content)\" with id \(token.id) is empty or not that token of the vocabulary (\(vocabulary.count) tokens)")
         }
         self.addedTokens = added.map { (scalars: $0.content.unicodeScalars.map { $0.value }, id: $0.id) }
+        addedTokenFirstScalars = Array(Set(self.addedTokens.map { $0.scalars[0] })).sorted()
 
-        // Fingerprint: a format tag, the settings, the added tokens, then every token; each field
-        // ends with a newline, so no two different inputs give the same byte stream.
+        // Fingerprint: a format tag, the settings, the added tokens, then every token. Each string
+        // is preceded by its UTF-8 length, so no two different inputs give the same byte stream.
         var hash = SHA256Stream()
+        func string(_ s: String) { hash.update("\(s.utf8.count):"); hash.update(s) }
         hash.update("clbench-wordpiece-v1\n")
-        hash.update("lowercase=\(lowercase) strip_accents=\(self.stripAccents) handle_chinese_chars=\(handleChineseChars) clean_text=\(cleanText)\n")
-        hash.update("unk=\(unknownToken)\nprefix=\(continuingPrefix)\nmax_input_chars_per_word=\(maxInputCharsPerWord)\n")
-        for token in added { hash.update("added \(token.id) \(token.content)\n") }
+        hash.update("lowercase=\(lowercase) strip_accents=\(self.stripAccents) handle_chinese_chars=\(handleChineseChars) clean_text=\(cleanText) max_input_chars_per_word=\(maxInputCharsPerWord)\n")
+        hash.update("unk="); string(unknownToken)
+        hash.update("prefix="); string(continuingPrefix)
+        hash.update("added \(added.count)\n")
+        for token in added { hash.update("\(token.id) "); string(token.content) }
         hash.update("vocabulary \(vocabulary.count)\n")
-        for token in vocabulary { hash.update(token); hash.update("\n") }
+        for token in vocabulary { string(token) }
         fingerprint = hash.finalize()
     }
 
@@ -210,21 +217,24 @@ public final class WordPieceTokenizer: @unchecked Sendable {
                                       addedTokens: added)
     }
 
-    /// vocab.txt (one token per line; trailing whitespace trimmed, as HF's reader does), with
-    /// tokenizer_config.json beside it when present (transformers' BertTokenizer settings).
+    /// vocab.txt (one token per line, "\n" or "\r\n"; trailing whitespace trimmed, as HF's reader
+    /// does), with tokenizer_config.json beside it when present (transformers' BertTokenizer
+    /// settings).
     public static func load(vocabTXT path: String) throws -> WordPieceTokenizer {
         guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path: path, message: "cannot read the file") }
         guard let text = String(data: data, encoding: .utf8) else { throw DataError(path: path, message: "not UTF-8 text") }
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        // Lines split on the scalar U+000A: splitting the String on the Character "\n" would miss
+        // "\r\n", which is one Character.
+        var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }
         let vocabulary = lines.map { line -> String in
-            var end = line.unicodeScalars.endIndex
-            while end > line.unicodeScalars.startIndex {
-                let before = line.unicodeScalars.index(before: end)
-                guard line.unicodeScalars[before].properties.isWhitespace else { break }
+            var end = line.endIndex
+            while end > line.startIndex {
+                let before = line.index(before: end)
+                guard UnicodeClass.isWhitespace(line[before].value) else { break }
                 end = before
             }
-            return String(line.unicodeScalars[..<end])
+            return String(line[..<end])
         }
 
         var lowercase = true, handleChineseChars = true, unknownToken = "[UNK]"
@@ -300,14 +310,16 @@ public final class WordPieceTokenizer: @unchecked Sendable {
         if limit <= 0 { return }
         let (sum, overflow) = ids.count.addingReportingOverflow(limit)
         let stop = overflow ? Int.max : sum
-        var raw: [UInt32] = []
-        raw.reserveCapacity(text.utf8.count)
-        for scalar in text.unicodeScalars { raw.append(scalar.value) }
+        let raw = Self.scalars(of: text)
         var scratch = Scratch()
 
         // Special tokens first, on the raw text: leftmost match, the longest one there.
         var segmentStart = 0, i = 0
+        let firstScalars = addedTokenFirstScalars
         while i < raw.count {
+            var maybeToken = false
+            for first in firstScalars where first == raw[i] { maybeToken = true }
+            if !maybeToken { i += 1; continue }
             var matchLength = 0, matchID: Int32 = -1
             for token in addedTokens where token.scalars.count > matchLength && token.scalars[0] == raw[i] && i + token.scalars.count <= raw.count {
                 if raw[i..<(i + token.scalars.count)].elementsEqual(token.scalars) { matchLength = token.scalars.count; matchID = token.id }
@@ -323,186 +335,265 @@ public final class WordPieceTokenizer: @unchecked Sendable {
         appendSegmentPieceIDs(raw[segmentStart..<raw.count], to: &ids, stop: stop, scratch: &scratch)
     }
 
-    /// Buffers reused across the segments and words of one text.
+    /// The Unicode scalars of `text`, decoded from its UTF-8 by hand (a String's UTF-8 is always
+    /// valid): in a profile of the whole benchmark this took 3% of the time, iterating
+    /// `unicodeScalars` 12%.
+    static func scalars(of text: String) -> [UInt32] {
+        var text = text
+        return text.withUTF8 { bytes in
+            [UInt32](unsafeUninitializedCapacity: bytes.count) { out, count in
+                var i = 0, n = 0
+                while i < bytes.count {
+                    let b0 = UInt32(bytes[i])
+                    if b0 < 0x80 {
+                        out[n] = b0; i += 1
+                    } else if b0 < 0xE0 {
+                        out[n] = (b0 & 0x1F) << 6 | UInt32(bytes[i + 1] & 0x3F); i += 2
+                    } else if b0 < 0xF0 {
+                        out[n] = (b0 & 0x0F) << 12 | UInt32(bytes[i + 1] & 0x3F) << 6 | UInt32(bytes[i + 2] & 0x3F); i += 3
+                    } else {
+                        out[n] = (b0 & 0x07) << 18 | UInt32(bytes[i + 1] & 0x3F) << 12 | UInt32(bytes[i + 2] & 0x3F) << 6
+                            | UInt32(bytes[i + 3] & 0x3F)
+                        i += 4
+                    }
+                    n += 1
+                }
+                count = n
+            }
+        }
+    }
+
+    /// Buffers reused across the segments of one text.
     struct Scratch {
         var normalized: [UInt32] = []
-        var word: [UInt32] = []
+        /// The current word as UTF-8 (at most 4 bytes per scalar of the segment).
         var wordBytes: [UInt8] = []
-        /// wordBytes offset where each scalar of the word starts, and one past the end.
+        /// wordBytes offset where each scalar of the word starts, then one past its end.
         var scalarOffsets: [Int] = []
     }
 
     /// Normalises one stretch of text without special tokens, splits it into words and appends the
-    /// words' piece ids until `ids.count` reaches `stop`.
+    /// words' piece ids until `ids.count` reaches `stop`. Long stretches go in chunks that end
+    /// before a space, so a truncated encoding stops early; that gives the same ids, because a
+    /// space ends a word and NFD never reorders across it (it is a starter).
     func appendSegmentPieceIDs(_ segment: ArraySlice<UInt32>, to ids: inout [Int32], stop: Int, scratch: inout Scratch) {
+        let chunkScalars = 1024
+        var lo = segment.startIndex
+        while lo < segment.endIndex && ids.count < stop {
+            var hi = min(lo + chunkScalars, segment.endIndex)
+            while hi < segment.endIndex && segment[hi] != 0x20 { hi += 1 }
+            appendChunkPieceIDs(segment[lo..<hi], to: &ids, stop: stop, scratch: &scratch)
+            lo = hi
+        }
+    }
+
+    /// `appendSegmentPieceIDs` for one chunk.
+    func appendChunkPieceIDs(_ segment: ArraySlice<UInt32>, to ids: inout [Int32], stop: Int, scratch: inout Scratch) {
         if segment.isEmpty { return }
         normalize(segment, into: &scratch.normalized)
-
-        // BertPreTokenizer: whitespace ends a word and is dropped; punctuation ends a word and is a
-        // word of its own.
-        scratch.word.removeAll(keepingCapacity: true)
-        for c in scratch.normalized {
-            if ids.count >= stop { return }
-            if UnicodeClass.isWhitespace(c) {
-                appendWordPieceIDs(&scratch, to: &ids, stop: stop)
-            } else if UnicodeClass.isPunctuation(c) {
-                appendWordPieceIDs(&scratch, to: &ids, stop: stop)
-                scratch.word.append(c)
-                appendWordPieceIDs(&scratch, to: &ids, stop: stop)
-            } else {
-                scratch.word.append(c)
+        let n = scratch.normalized.count
+        if scratch.wordBytes.count < 4 * n {
+            scratch.wordBytes = [UInt8](repeating: 0, count: 4 * n)
+            scratch.scalarOffsets = [Int](repeating: 0, count: n + 1)
+        }
+        scratch.normalized.withUnsafeBufferPointer { chars in
+            scratch.wordBytes.withUnsafeMutableBufferPointer { bytes in
+                scratch.scalarOffsets.withUnsafeMutableBufferPointer { offsets in
+                    // BertPreTokenizer: whitespace ends a word and is dropped; punctuation ends a
+                    // word and is a word of its own. The word is built as UTF-8 as it goes.
+                    var wordLength = 0
+                    func add(_ c: UInt32) {
+                        var at = offsets[wordLength]
+                        if c < 0x80 {
+                            bytes[at] = UInt8(c); at += 1
+                        } else {
+                            UTF8.encode(Unicode.Scalar(c)!) { bytes[at] = $0; at += 1 }
+                        }
+                        wordLength += 1
+                        offsets[wordLength] = at
+                    }
+                    func endWord() {
+                        if wordLength == 0 { return }
+                        appendWordPieceIDs(bytes: UnsafePointer(bytes.baseAddress!), offsets: UnsafePointer(offsets.baseAddress!),
+                                           wordLength: wordLength, to: &ids, stop: stop)
+                        wordLength = 0
+                    }
+                    offsets[0] = 0
+                    for c in chars {
+                        if UnicodeClass.isWhitespace(c) {
+                            endWord()
+                            if ids.count >= stop { return }
+                        } else if UnicodeClass.isPunctuation(c) {
+                            endWord()
+                            add(c)
+                            endWord()
+                            if ids.count >= stop { return }
+                        } else {
+                            add(c)
+                        }
+                    }
+                    endWord()
+                }
             }
         }
-        appendWordPieceIDs(&scratch, to: &ids, stop: stop)
     }
 
     /// BertNormalizer over one segment: clean text, CJK spacing, strip accents, lowercase, each over
-    /// the whole segment in that order.
+    /// the whole segment in that order. A segment of ASCII only is done in one pass (nothing there
+    /// to decompose or strip, so lowercasing first is the same); one with any other scalar gets
+    /// every step, since NFD can make ASCII capitals ("Å" is "A" + U+030A).
     func normalize(_ segment: ArraySlice<UInt32>, into out: inout [UInt32]) {
-        out.removeAll(keepingCapacity: true)
-        var hasDecomposable = false
-        for var c in segment {
-            if cleanText {
-                // Dropped before whitespace is mapped: U+000B, U+000C, U+001C-1F and U+0085 are
-                // whitespace but also control characters (Cc), so they vanish, not become a space.
-                if c == 0 || c == 0xFFFD || UnicodeClass.isControl(c) { continue }
-                if UnicodeClass.isWhitespace(c) { c = 0x20 }
+        var hasDecomposable = false, hasNonASCII = false
+        let cleanText = cleanText, handleChineseChars = handleChineseChars, lowercase = lowercase
+        // At most three scalars out per scalar in (a CJK ideograph and two spaces).
+        out = [UInt32](unsafeUninitializedCapacity: 3 * segment.count) { buffer, count in
+            var n = 0
+            for var c in segment {
+                if c < 0x80 {
+                    if cleanText && UnicodeClass.isControl(c) { continue }
+                    if c >= 0x41 && c <= 0x5A {
+                        if lowercase { c += 0x20 }
+                    } else if cleanText && UnicodeClass.isWhitespace(c) {
+                        c = 0x20
+                    }
+                    buffer[n] = c; n += 1
+                    continue
+                }
+                if cleanText {
+                    // Dropped before whitespace is mapped: U+0085 is whitespace but also a control
+                    // character (Cc), so it vanishes, not becomes a space (U+000B and U+000C
+                    // likewise, above).
+                    if c == 0xFFFD || UnicodeClass.isControl(c) { continue }
+                    if UnicodeClass.isWhitespace(c) { buffer[n] = 0x20; n += 1; continue }
+                }
+                hasNonASCII = true
+                // U+00C0 is the first scalar with a canonical decomposition (CJK compatibility
+                // ideographs have one too).
+                if c >= 0xC0 { hasDecomposable = true }
+                if handleChineseChars && UnicodeClass.isCJKIdeograph(c) {
+                    buffer[n] = 0x20; buffer[n + 1] = c; buffer[n + 2] = 0x20; n += 3
+                } else {
+                    buffer[n] = c; n += 1
+                }
             }
-            // U+00C0 is the first scalar with a canonical decomposition (CJK compatibility
-            // ideographs have one too).
-            if c >= 0xC0 { hasDecomposable = true }
-            if handleChineseChars && UnicodeClass.isCJKIdeograph(c) {
-                out.append(0x20); out.append(c); out.append(0x20)
-            } else {
-                out.append(c)
-            }
+            count = n
         }
+        if !hasNonASCII { return }
         if stripAccents {
             if hasDecomposable { UnicodeClass.decomposeCanonically(&out) }
             out.removeAll { UnicodeClass.isNonspacingMark($0) }
         }
-        if lowercase {
-            var needsMapping = false
-            for i in out.indices {
-                let c = out[i]
-                if c < 0x80 {
-                    if c >= 0x41 && c <= 0x5A { out[i] = c + 0x20 }
-                } else {
-                    needsMapping = true
-                }
-            }
-            if needsMapping { UnicodeClass.lowercaseNonASCII(&out) }
-        }
+        if lowercase { UnicodeClass.lowercase(&out) }
     }
 
-    /// WordPiece on the word in `scratch.word` (then emptied): greedy longest match first, the
-    /// unknown token for the whole word when it is too long or some part of it matches nothing.
-    func appendWordPieceIDs(_ scratch: inout Scratch, to ids: inout [Int32], stop: Int) {
-        let wordLength = scratch.word.count
-        if wordLength == 0 { return }
-        defer { scratch.word.removeAll(keepingCapacity: true) }
+    /// WordPiece on one word (scalar k is bytes[offsets[k] ..< offsets[k + 1]]): greedy longest
+    /// match first, the unknown token for the whole word when it is too long or some part of it
+    /// matches nothing. Pieces past `stop` are not appended.
+    func appendWordPieceIDs(bytes: UnsafePointer<UInt8>, offsets: UnsafePointer<Int>, wordLength: Int,
+                            to ids: inout [Int32], stop: Int) {
         if wordLength > maxInputCharsPerWord {
             ids.append(unknownID)
             return
         }
-        // The word as UTF-8, with the byte offset of each scalar, so any run of scalars is a byte range.
-        scratch.wordBytes.removeAll(keepingCapacity: true)
-        scratch.scalarOffsets.removeAll(keepingCapacity: true)
-        for c in scratch.word {
-            scratch.scalarOffsets.append(scratch.wordBytes.count)
-            UTF8.encode(Unicode.Scalar(c)!) { scratch.wordBytes.append($0) }
-        }
-        scratch.scalarOffsets.append(scratch.wordBytes.count)
-
         let firstNew = ids.count
-        let found = scratch.wordBytes.withUnsafeBufferPointer { bytes -> Bool in
-            let offsets = scratch.scalarOffsets
-            var start = 0
-            while start < wordLength {
-                let table = start == 0 ? wordStartPieces : continuationPieces
-                // No key is longer than table.longestKey bytes: start the search at the longest
-                // candidate that could exist (same result as starting at the end of the word).
-                var end = wordLength
-                while end > start && offsets[end] - offsets[start] > table.longestKey { end -= 1 }
-                var id: Int32 = -1
-                while end > start {
-                    id = table.lookup(bytes.baseAddress! + offsets[start], count: offsets[end] - offsets[start])
-                    if id >= 0 { break }
-                    end -= 1
-                }
-                if id < 0 { return false }
-                ids.append(id)
-                start = end
+        var start = 0
+        while start < wordLength {
+            let table = start == 0 ? wordStartPieces : continuationPieces
+            // No key is longer than table.longestKey bytes: start the search at the longest
+            // candidate that could exist (same result as starting at the end of the word).
+            var end = wordLength
+            while end > start && offsets[end] - offsets[start] > table.longestKey { end -= 1 }
+            var id: Int32 = -1
+            while end > start {
+                id = table.lookup(bytes + offsets[start], count: offsets[end] - offsets[start])
+                if id >= 0 { break }
+                end -= 1
             }
-            return true
+            if id < 0 {
+                ids.removeSubrange(firstNew...)
+                ids.append(unknownID)
+                return
+            }
+            ids.append(id)
+            start = end
         }
-        if !found {
-            ids.removeSubrange(firstNew...)
-            ids.append(unknownID)
-        } else if ids.count > stop {
-            ids.removeSubrange(stop...)
-        }
+        if ids.count > stop { ids.removeSubrange(stop...) }
     }
 }
 
 // MARK: - The vocabulary as a hash table over UTF-8 bytes
 
-/// Open addressing with linear probing; keys are stored back to back in one byte array. A lookup
-/// hashes the candidate's bytes in place: no String is built per candidate piece.
-struct PieceTable {
-    var keyBytes: [UInt8] = []
+/// Open addressing with linear probing; keys are stored back to back in one byte buffer. A lookup
+/// hashes the candidate's bytes in place: no String is built per candidate piece. Filled once by
+/// `init`, read-only afterwards (so shared by encoding threads).
+final class PieceTable {
+    let keyBytes: UnsafeMutablePointer<UInt8>
     /// Key k is keyBytes[keyStart[k] ..< keyStart[k + 1]].
-    var keyStart: [Int] = [0]
-    var ids: [Int32] = []
+    let keyStart: UnsafeMutablePointer<Int>
+    let ids: UnsafeMutablePointer<Int32>
     /// Index of the key in each slot, or -1.
-    var slots: [Int32]
+    let slots: UnsafeMutablePointer<Int32>
     let slotMask: Int
+    private(set) var keyCount = 0
     /// Bytes in the longest key.
-    var longestKey = 0
+    private(set) var longestKey = 0
 
-    init(capacityFor count: Int) {
+    /// A table for these keys (UTF-8) and ids; a key given twice keeps its later id.
+    init(keys: [[UInt8]], ids keyIDs: [Int32]) {
         // At most half full, so probes stay short.
         var capacity = 16
-        while capacity < 2 * count { capacity *= 2 }
-        slots = [Int32](repeating: -1, count: capacity)
+        while capacity < 2 * keys.count { capacity *= 2 }
         slotMask = capacity - 1
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: -1, count: capacity)
+        let totalBytes = keys.reduce(0) { $0 + $1.count }
+        keyBytes = .allocate(capacity: max(totalBytes, 1))
+        keyStart = .allocate(capacity: keys.count + 1)
+        ids = .allocate(capacity: max(keys.count, 1))
+        keyStart[0] = 0
+        for (key, id) in zip(keys, keyIDs) {
+            let slot = key.withUnsafeBufferPointer { findSlot($0.baseAddress ?? UnsafePointer(keyBytes), count: key.count) }
+            if slots[slot] >= 0 { ids[Int(slots[slot])] = id; continue }
+            let at = keyStart[keyCount]
+            for (j, b) in key.enumerated() { keyBytes[at + j] = b }
+            keyStart[keyCount + 1] = at + key.count
+            ids[keyCount] = id
+            slots[slot] = Int32(keyCount)
+            keyCount += 1
+            longestKey = max(longestKey, key.count)
+        }
     }
 
-    static func hash(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int {
-        // FNV-1a, 64-bit.
+    deinit {
+        keyBytes.deallocate(); keyStart.deallocate(); ids.deallocate(); slots.deallocate()
+    }
+
+    @inline(__always) static func hash(_ p: UnsafePointer<UInt8>, _ count: Int) -> Int {
+        // FNV-1a, 64-bit, folded so the low bits (the slot) depend on every byte.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for i in 0..<count { h = (h ^ UInt64(p[i])) &* 0x100_0000_01b3 }
-        return Int(truncatingIfNeeded: h ^ (h >> 32))
-    }
-
-    /// Adds `key`, or gives an existing key the new id (a later duplicate wins).
-    mutating func insert(_ key: [UInt8], id: Int32) {
-        let existing = key.withUnsafeBufferPointer { lookupSlot($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, count: key.count) }
-        if slots[existing] >= 0 { ids[Int(slots[existing])] = id; return }
-        slots[existing] = Int32(ids.count)
-        keyBytes.append(contentsOf: key)
-        keyStart.append(keyBytes.count)
-        ids.append(id)
-        longestKey = max(longestKey, key.count)
+        return Int(truncatingIfNeeded: h ^ (h >> 29))
     }
 
     /// The slot holding this key, or the empty slot where it would go.
-    func lookupSlot(_ p: UnsafePointer<UInt8>, count: Int) -> Int {
+    @inline(__always) func findSlot(_ p: UnsafePointer<UInt8>, count: Int) -> Int {
         var slot = Self.hash(p, count) & slotMask
         while true {
             let k = Int(slots[slot])
             if k < 0 { return slot }
             let start = keyStart[k]
-            if keyStart[k + 1] - start == count && keyBytes.withUnsafeBufferPointer({ memcmp($0.baseAddress! + start, p, count) == 0 }) {
-                return slot
+            if keyStart[k + 1] - start == count {
+                var same = true
+                for i in 0..<count where keyBytes[start + i] != p[i] { same = false; break }
+                if same { return slot }
             }
             slot = (slot + 1) & slotMask
         }
     }
 
     /// The id of this key, or -1.
-    func lookup(_ p: UnsafePointer<UInt8>, count: Int) -> Int32 {
-        let k = slots[lookupSlot(p, count: count)]
+    @inline(__always) func lookup(_ p: UnsafePointer<UInt8>, count: Int) -> Int32 {
+        let k = slots[findSlot(p, count: count)]
         return k < 0 ? -1 : ids[Int(k)]
     }
 }
@@ -620,11 +711,11 @@ enum UnicodeClass {
 
     /// Full lowercase mapping of each scalar on its own (Rust's `char::to_lowercase`: "İ" becomes
     /// "i" + U+0307, final sigma is not special).
-    static func lowercaseNonASCII(_ scalars: inout [UInt32]) {
+    static func lowercase(_ scalars: inout [UInt32]) {
         var out: [UInt32] = []
         out.reserveCapacity(scalars.count + 8)
         for c in scalars {
-            if c < 0x80 { out.append(c); continue }
+            if c < 0x80 { out.append(c >= 0x41 && c <= 0x5A ? c + 0x20 : c); continue }
             let p = Unicode.Scalar(c)!.properties
             if !p.changesWhenLowercased { out.append(c); continue }
             for s in p.lowercaseMapping.unicodeScalars { out.append(s.value) }
