@@ -201,3 +201,48 @@ extension Bench {
                               secondsMedian: median(times), seconds: times, threads: Compute.threads)
     }
 }
+
+/// `clbench bench --texts DIR`: how fast the WordPiece tokenizer encodes every train and test text of
+/// O-LoRA's benchmark under DIR (76,263 texts in ../shared/data/cl-benchmark), at the maximum
+/// length the text suites use, as the median of `repeats` passes (the texts are read once).
+public struct TokenizeFigure: Sendable {
+    public var directory: String
+    public var tokenizer: String
+    public var texts: Int
+    public var characters: Int
+    public var maxLength: Int
+    public var secondsMedian: Double
+    public var seconds: [Double]
+    public var threads: Int
+
+    public var textsPerSecondMedian: Double { Double(texts) / max(secondsMedian, 1e-9) }
+
+    public func json() throws -> String {
+        let obj: [String: Any] = [
+            "figure": "tokenize", "directory": directory, "tokenizer": tokenizer, "texts": texts, "characters": characters,
+            "max_length": maxLength, "threads": threads, "tokenize_s_median": secondsMedian,
+            "tokenize_s": seconds.map { ($0 * 1000).rounded() / 1000 }, "texts_per_s_median": textsPerSecondMedian,
+        ]
+        return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self)
+    }
+}
+
+extension Bench {
+    public static func tokenize(benchmark root: String, tokenizerFolder: String, maxLength: Int = BackboneSpec.defaultMaxLength,
+                                repeats: Int = 3) throws -> TokenizeFigure {
+        let tokenizer = try WordPieceTokenizer.load(folder: tokenizerFolder)
+        var texts: [String] = []
+        for task in CLBenchmark.groups.keys.sorted() {
+            for split in ["train", "test"] { texts += try CLBenchmark.load(root: root, task: task, split: split).texts }
+        }
+        var times: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let t = DispatchTime.now().uptimeNanoseconds
+            let ids = tokenizer.encode(texts, maxLength: maxLength)
+            times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9)
+            precondition(ids.count == texts.count)
+        }
+        return TokenizeFigure(directory: root, tokenizer: tokenizerFolder, texts: texts.count, characters: texts.reduce(0) { $0 + $1.unicodeScalars.count },
+                              maxLength: maxLength, secondsMedian: median(times), seconds: times, threads: Compute.threads)
+    }
+}

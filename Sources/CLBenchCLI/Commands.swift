@@ -121,10 +121,22 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per figure.") var json = false
     @Option(help: "Also time loading CIFAR-100's 50,000 training images from DIR/cifar100 (median of 3 loads; the \"data_load\" figure).")
     var data: String?
+    @Option(help: "Also time tokenising every text of O-LoRA's benchmark under DIR (its CL_Benchmark layout) with --tokenizer (the \"tokenize\" figure, max length 128).")
+    var texts: String?
+    @Option(help: "The tokenizer's model folder for --texts (default: $CLBENCH_WEIGHTS/all-minilm-l6-v2, made by scripts/fetch-minilm.sh).")
+    var tokenizer: String?
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         try compute.apply()
+        if let texts {
+            let weights = ProcessInfo.processInfo.environment["CLBENCH_WEIGHTS"] ?? (NSHomeDirectory() + "/.cache/clbench/weights")
+            let f = try Bench.tokenize(benchmark: texts, tokenizerFolder: tokenizer ?? (weights as NSString).appendingPathComponent("all-minilm-l6-v2"))
+            if json { print(try f.json()) } else {
+                print(String(format: "tokenize %@: %d texts (%d characters), median %.3f s of %d passes (%.0f texts/s, max length %d)",
+                             f.directory as NSString, f.texts, f.characters, f.secondsMedian, f.seconds.count, f.textsPerSecondMedian, f.maxLength))
+            }
+        }
         var c = BenchConfig()
         (c.dim, c.depth, c.heads, c.mlp, c.patch, c.image) = (dim, depth, heads, mlp, patch, image)
         (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps) = (rank, classes, trainBatch, inferBatch, steps)

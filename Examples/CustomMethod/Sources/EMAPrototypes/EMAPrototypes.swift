@@ -4,7 +4,7 @@ import CLTensor
 
 /// A cosine classifier over the frozen backbone's features whose class prototypes are exponential
 /// moving averages: on every training batch, each class present moves its prototype towards the
-/// batch's mean unit-length feature of that class. Test images are scored by cosine similarity to
+/// batch's mean unit-length feature of that class. Test inputs (images or texts) are scored by cosine similarity to
 /// every seen prototype, divided by a temperature. No gradient step; the backbone never changes.
 public final class EMAPrototypes: ContinualMethod {
     /// The options a suite (`method_options: {ema-proto: {momentum: 0.95}}`) or `--set momentum=0.95`

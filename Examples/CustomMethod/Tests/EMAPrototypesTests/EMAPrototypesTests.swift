@@ -5,6 +5,7 @@ import CLMethods
 import CLModels
 import CLTensor
 @testable import EMAPrototypes
+import Foundation
 import XCTest
 
 /// A small random ViT for 16x16 images whose weights are large enough that its features separate
@@ -34,6 +35,34 @@ final class EMAPrototypesTests: XCTestCase {
         XCTAssertGreaterThan(r.cil[4].reduce(0, +) / 5, 0.8, "after the last task: \(r.cil[4])")
     }
 
+    /// Written once against `Batch.inputs`, the method runs on a text backbone too: the tiny BERT
+    /// folder committed with clbench's tests, on texts whose classes differ by their words.
+    func testRunsOnATextBackbone() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Tests/CLModelsTests/Fixtures/bert-tiny").path
+        let backbone = try Checkpoint.load(folder).model
+        let tokenizer = try WordPieceTokenizer(vocabulary: ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + (5..<97).map { "w\($0)" })
+        var rng = RNG(seed: 3)
+        func texts(_ perClass: Int) -> TextDataset {
+            var t: [String] = [], l: [Int32] = []
+            for c in 0..<4 {
+                for _ in 0..<perClass {
+                    t.append((0..<(5 + rng.int(below: 4))).map { _ in "w\(5 + 10 * c + rng.int(below: 10))" }.joined(separator: " "))
+                    l.append(Int32(c))
+                }
+            }
+            return TextDataset(name: "words", texts: t, labels: l, classNames: ["a", "b", "c", "d"], files: [])
+        }
+        let scenario = try ScenarioBuilder.classIncremental(name: "words", summary: "words",
+            source: ScenarioSource(name: "words", texts: texts(12), test: texts(8), splitRule: "generated"), tasks: 2, classOrder: [0, 1, 2, 3])
+        let method = try registration.make(context: MethodContext(backbone: backbone, rng: RNG(seed: 1), classCount: 4))
+        let runner = try Runner(scenario: PreparedScenario(scenario, tokenizer: tokenizer, maxLength: 12), method: method,
+                                capabilities: registration.capabilities, schedule: TrainingSchedule(epochs: 1, batchSize: 8, evalBatchSize: 16),
+                                normalize: ([], []), seed: 1)
+        let r = try runner.run()
+        XCTAssertGreaterThan(r.til[1].reduce(0, +) / 2, 0.75, "task-incremental accuracy after both tasks: \(r.til[1])")
+    }
+
     /// The mechanism: the first batch of a class sets its prototype to the batch's mean unit-length
     /// feature; each later batch moves it by p = m p + (1 - m) mean. Other classes stay at zero.
     func testPrototypesAreExponentialMovingAveragesOfBatchMeans() throws {
@@ -48,7 +77,7 @@ final class EMAPrototypesTests: XCTestCase {
             return Batch(inputs: .images(images), labels: [2, 2, 2], tasks: [1, 1, 1])
         }
         func meanUnitFeature(_ b: Batch) throws -> [Float] {
-            let f = try backbone.forward(.images(b.images))
+            let f = try backbone.forward(b.inputs)
             var mean = [Float](repeating: 0, count: 32)
             for r in 0..<b.count {
                 let row = (0..<32).map { f.data[r * 32 + $0] }
