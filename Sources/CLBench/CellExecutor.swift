@@ -148,8 +148,16 @@ public enum CellExecutor {
                            log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
         let start = Date()
         let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order)
-        let backbone = try buildBackbone(spec, scenario: scenario, outDir: outDir, log: log)
         let reg = try registry.named(spec.method)
+        if let a = spec.backbone.scratch, (spec.backbone.pretrainEpochs ?? 0) > 0 {
+            // The method checks its options when built (rank > 0, ...): build it once on an untrained
+            // backbone of the same architecture, so a bad option fails before minutes of pretraining.
+            let untrained = Transformer(vit: ViTConfig(imageSize: a.imageSize, patchSize: a.patchSize, dim: a.dim, depth: a.depth,
+                                                       heads: a.heads, mlpDim: a.mlpDim))
+            _ = try reg.make(context: MethodContext(backbone: untrained, rng: RNG(seed: spec.seed).split("method"),
+                                                    classCount: scenario.classCount), options: spec.options)
+        }
+        let backbone = try buildBackbone(spec, scenario: scenario, outDir: outDir, log: log)
         let prepared = try backbone.prepare(scenario)
         let method = try reg.make(context: MethodContext(backbone: backbone.model, rng: RNG(seed: spec.seed).split("method"),
                                                           classCount: scenario.classCount), options: spec.options)

@@ -35,6 +35,18 @@ public struct MethodRegistration: Sendable {
             }
             merged[k] = v
         }
+        // Numbers must be finite (JSON cannot even encode nan or inf), and learning rates not negative.
+        func check(_ key: String, _ v: JSONValue) throws {
+            switch v {
+            case .number(let x) where !x.isFinite:
+                throw MethodError("method '\(name)': option '\(key)' must be a finite number, got \(x)")
+            case .number(let x) where x < 0 && (key == "lr" || key.hasSuffix("_lr")):
+                throw MethodError("method '\(name)': option '\(key)' is a learning rate and must not be negative, got \(x)")
+            case .array(let xs): for x in xs { try check(key, x) }
+            default: break
+            }
+        }
+        for k in overrides.keys.sorted() { try check(k, merged[k]!) }
         do { try decodeOptions(JSONEncoder().encode(JSONValue.dictionary(merged))) } catch let e as DecodingError {
             // Foundation does not always say where decoding failed (2.5 for an Int has no coding
             // path on Linux), so find the override that fails on its own and name it.

@@ -47,4 +47,15 @@ final class RegistryTests: XCTestCase {
         XCTAssertEqual(JSONValue.parse("[\"q\",\"v\"]"), .array([.string("q"), .string("v")]))
         XCTAssertEqual(JSONValue.parse("cosine"), .string("cosine"))
     }
+
+    /// Non-finite numbers and negative learning rates are refused by name, before anything runs.
+    func testNonFiniteAndNegativeLearningRatesAreNamed() throws {
+        let reg = try MethodRegistry.builtin.named("finetune")
+        for (value, expected) in [(Double.nan, "'lr' must be a finite number"), (.infinity, "'lr' must be a finite number"),
+                                  (-0.1, "'lr' is a learning rate and must not be negative")] {
+            XCTAssertThrowsError(try reg.resolveOptions(["lr": .number(value)])) { XCTAssertTrue("\($0)".contains(expected), "\($0)") }
+        }
+        XCTAssertThrowsError(try reg.resolveOptions(["head_lr": .number(-1)])) { XCTAssertTrue("\($0)".contains("'head_lr'"), "\($0)") }
+        XCTAssertNoThrow(try reg.resolveOptions(["lr": .number(0.5)]))
+    }
 }
