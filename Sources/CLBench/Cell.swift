@@ -50,12 +50,16 @@ public struct CellSpec: Codable, Sendable, Equatable {
     /// is then absent from the JSON, so names and hashes of cells without orders are what they were
     /// before orders existed.
     public var order: UInt64?
+    /// Record caps for scenarios that take them (the text benchmark); nil (absent from the JSON and
+    /// the hash) means the scenario's full files.
+    public var scenarioOptions: ScenarioOptions?
     public var backbone: BackboneSpec
     public var schedule: TrainingSchedule
 
     public init(method: String, options: [String: JSONValue], scenario: String, seed: UInt64, order: UInt64? = nil,
-                backbone: BackboneSpec, schedule: TrainingSchedule) {
+                scenarioOptions: ScenarioOptions? = nil, backbone: BackboneSpec, schedule: TrainingSchedule) {
         self.method = method; self.options = options; self.scenario = scenario; self.seed = seed; self.order = order
+        self.scenarioOptions = scenarioOptions
         self.backbone = backbone; self.schedule = schedule
     }
 

@@ -9,6 +9,7 @@ public enum CellExecutor {
     /// Validates and resolves a cell: the method and scenario must exist, options are merged onto the
     /// method's defaults (unknown or ill-typed options are errors naming them).
     public static func resolve(method: String, overrides: [String: JSONValue], scenario: String, seed: UInt64, order: UInt64? = nil,
+                               scenarioOptions: ScenarioOptions? = nil,
                                backbone: BackboneSpec, schedule: TrainingSchedule, registry: MethodRegistry) throws -> CellSpec {
         let reg = try registry.named(method)
         let options = try reg.resolveOptions(overrides)
@@ -16,13 +17,23 @@ public enum CellExecutor {
         if order != nil && !builtin.takesOrders {
             throw MethodError("scenario '\(scenario)' has a fixed class order, so no orders (scenarios that take them: \(BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ")))")
         }
+        if let o = scenarioOptions {
+            guard builtin.buildWithOptions != nil else {
+                throw MethodError("scenario '\(scenario)' takes no scenario_options (scenarios that do: \(BuiltinScenarios.all.filter { $0.buildWithOptions != nil }.map(\.name).joined(separator: ", ")))")
+            }
+            for (k, v) in [("train_per_task", o.trainPerTask), ("test_per_task", o.testPerTask)] where (v ?? 1) < 1 {
+                throw MethodError("scenario_options: \(k) must be at least 1, got \(v!)")
+            }
+        }
+        if let m = backbone.maxLength, m < 2 { throw MethodError("backbone.max_length must be at least 2 ([CLS] and [SEP]), got \(m)") }
         guard (backbone.checkpoint == nil) != (backbone.scratch == nil) else {
             throw MethodError("backbone: give exactly one of 'checkpoint' (a path) or 'scratch' (an architecture)")
         }
         guard schedule.epochs >= 0, schedule.batchSize >= 1, schedule.evalBatchSize >= 1 else {
             throw MethodError("schedule: epochs must be >= 0, batch_size and eval_batch_size >= 1")
         }
-        return CellSpec(method: method, options: options, scenario: scenario, seed: seed, order: order, backbone: backbone, schedule: schedule)
+        return CellSpec(method: method, options: options, scenario: scenario, seed: seed, order: order, scenarioOptions: scenarioOptions,
+                        backbone: backbone, schedule: schedule)
     }
 
     struct Backbone {
@@ -147,7 +158,7 @@ public enum CellExecutor {
     public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry, suite: String? = nil,
                            log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
         let start = Date()
-        let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order)
+        let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order, options: spec.scenarioOptions)
         let reg = try registry.named(spec.method)
         if let a = spec.backbone.scratch, (spec.backbone.pretrainEpochs ?? 0) > 0 {
             // The method checks its options when built (rank > 0, ...): build it once on an untrained

@@ -26,6 +26,8 @@ public struct SuiteFile: Decodable, Sendable {
     /// Class orders: each seeds the scenario's class permutation, one cell per seed and order. nil:
     /// the scenario's own order (cell names and hashes as without this field).
     public var orders: [UInt64]?
+    /// Record caps for scenarios that take them (`train_per_task`, `test_per_task`: the text benchmark).
+    public var scenarioOptions: ScenarioOptions?
     public var backbone: BackboneSpec
     public var schedule: TrainingSchedule
     public var options: [String: JSONValue]?
@@ -33,6 +35,7 @@ public struct SuiteFile: Decodable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case name, description, scenarios, methods, seeds, orders, backbone, schedule, options, methodOptions = "method_options"
+        case scenarioOptions = "scenario_options"
     }
 
     public enum MethodSelection: Decodable, Sendable {
@@ -111,7 +114,8 @@ public struct SuiteFile: Decodable, Sendable {
                 for seed in seeds {
                     for order in orders.map({ $0.map(Optional.some) }) ?? [nil] {
                         cells.append(try CellExecutor.resolve(method: m.name, overrides: o, scenario: scenario, seed: seed, order: order,
-                                                              backbone: backbone, schedule: schedule, registry: registry))
+                                                              scenarioOptions: scenarioOptions, backbone: backbone, schedule: schedule,
+                                                              registry: registry))
                     }
                 }
             }

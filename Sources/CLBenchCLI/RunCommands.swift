@@ -34,10 +34,12 @@ struct RunCommand: ParsableCommand {
             overrides[String(s[..<eq])] = JSONValue.parse(String(s[s.index(after: eq)...]))
         }
         let spec = try CellExecutor.resolve(method: method, overrides: overrides, scenario: scenario, seed: seed, order: order,
-                                            backbone: backbone, schedule: schedule, registry: CLBenchCLI.registry)
+                                            scenarioOptions: suiteFile.scenarioOptions, backbone: backbone, schedule: schedule,
+                                            registry: CLBenchCLI.registry)
         // The suite's name is recorded only when the cell is the suite's own (same configuration hash).
         let suiteCell = try CellExecutor.resolve(method: method, overrides: suiteFile.optionOverrides(for: try CLBenchCLI.registry.named(method)),
-                                                 scenario: scenario, seed: seed, order: order, backbone: suiteFile.backbone, schedule: suiteFile.schedule,
+                                                 scenario: scenario, seed: seed, order: order, scenarioOptions: suiteFile.scenarioOptions,
+                                                 backbone: suiteFile.backbone, schedule: suiteFile.schedule,
                                                  registry: CLBenchCLI.registry)
         let r = try CellExecutor.run(spec, dataRoot: DatasetCatalog.dataRoot(data), outDir: out, registry: CLBenchCLI.registry,
                                      suite: suiteCell.hash == spec.hash ? suiteFile.name : nil, log: writeLine)

@@ -1,6 +1,16 @@
 import CLTensor
 import Foundation
 
+/// Per-task record caps for scenarios that take them (the text benchmark): the first records of
+/// each label in file order, taken label by label in turn (stratified, deterministic) until the cap.
+/// Part of a cell's configuration (`scenario_options` in a suite) and of the scenario's fingerprint.
+public struct ScenarioOptions: Codable, Sendable, Equatable {
+    public var trainPerTask: Int?
+    public var testPerTask: Int?
+    public init(trainPerTask: Int? = nil, testPerTask: Int? = nil) { self.trainPerTask = trainPerTask; self.testPerTask = testPerTask }
+    enum CodingKeys: String, CodingKey { case trainPerTask = "train_per_task", testPerTask = "test_per_task" }
+}
+
 /// The scenarios clbench knows by name. Each states its data source and split rule, and builds
 /// from a data root (see `DatasetCatalog.dataRoot`).
 public struct BuiltinScenario: Sendable {
@@ -12,10 +22,14 @@ public struct BuiltinScenario: Sendable {
     /// For scenarios whose class order a suite's `orders:` may set: the scenario with its class
     /// permutation seeded by `order` (`ScenarioBuilder.classIncremental`'s seed); nil for the others.
     public var buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil
+    /// For scenarios that take record caps (`ScenarioOptions`): the scenario capped; nil for the others.
+    public var buildWithOptions: (@Sendable (_ root: String, _ options: ScenarioOptions) throws -> Scenario)? = nil
 
     init(name: String, summary: String, needs: [String], build: @escaping @Sendable (_ root: String) throws -> Scenario,
-         buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil) {
+         buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil,
+         buildWithOptions: (@Sendable (_ root: String, _ options: ScenarioOptions) throws -> Scenario)? = nil) {
         self.name = name; self.summary = summary; self.needs = needs; self.build = build; self.buildWithOrder = buildWithOrder
+        self.buildWithOptions = buildWithOptions
     }
 
     /// Whether suites may list `orders:` for this scenario.
@@ -23,7 +37,12 @@ public struct BuiltinScenario: Sendable {
 
     /// The scenario, with the class order seeded by `order` when given (an error for a scenario
     /// without orders).
-    public func scenario(root: String, order: UInt64?) throws -> Scenario {
+    public func scenario(root: String, order: UInt64?, options: ScenarioOptions? = nil) throws -> Scenario {
+        if let options {
+            guard let buildWithOptions else { throw DataError(path: name, message: "takes no scenario_options (record caps)") }
+            guard order == nil else { throw DataError(path: name, message: "takes no orders") }
+            return try buildWithOptions(root, options)
+        }
         guard let order else { return try build(root) }
         guard let buildWithOrder else { throw DataError(path: name, message: "has a fixed class order: no 'orders' (scenarios that take them: \(BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ")))") }
         return try buildWithOrder(root, order)
@@ -138,7 +157,29 @@ public enum BuiltinScenarios {
                         summary: "seeded synthetic clusters, 5 tasks x 2 classes, 16x16, no files needed (tests, retrieval-bound checks)",
                         needs: [], build: { _ in try ScenarioBuilder.synthetic() },
                         buildWithOrder: { _, order in try ScenarioBuilder.synthetic(classOrderSeed: order) }),
+    ] + (1...6).map(olora)
+
+    /// O-LoRA's task orders (its and N-LoRA's scripts): 1-3 the standard 4-task benchmark, 4-6 all 15 tasks.
+    public static let oloraOrders: [Int: [String]] = [
+        1: ["dbpedia", "amazon", "yahoo", "agnews"],
+        2: ["dbpedia", "amazon", "agnews", "yahoo"],
+        3: ["yahoo", "amazon", "agnews", "dbpedia"],
+        4: ["MNLI", "CB", "WiC", "COPA", "QQP", "BoolQA", "RTE", "IMDB", "yelp", "amazon", "SST-2", "dbpedia", "agnews", "MultiRC", "yahoo"],
+        5: ["MultiRC", "BoolQA", "WiC", "MNLI", "CB", "COPA", "QQP", "RTE", "IMDB", "SST-2", "dbpedia", "agnews", "yelp", "amazon", "yahoo"],
+        6: ["yelp", "amazon", "MNLI", "CB", "COPA", "QQP", "RTE", "IMDB", "SST-2", "dbpedia", "agnews", "yahoo", "MultiRC", "BoolQA", "WiC"],
     ]
+
+    static func olora(_ order: Int) -> BuiltinScenario {
+        let tasks = oloraOrders[order]!
+        let name = order <= 3 ? "olora-order\(order)" : "olora-long-order\(order)"
+        let summary = "O-LoRA's text benchmark, order \(order): \(tasks.joined(separator: ", ")); classes are (task, label) pairs; cl-benchmark/ under the data root (O-LoRA's CL_Benchmark layout); scenario_options cap records per task"
+        let make: @Sendable (String, ScenarioOptions) throws -> Scenario = { root, options in
+            try ScenarioBuilder.textSequence(name: name, summary: summary, root: (root as NSString).appendingPathComponent("cl-benchmark"),
+                                             tasks: tasks, options: options)
+        }
+        return BuiltinScenario(name: name, summary: summary, needs: ["cl-benchmark"], build: { root in try make(root, ScenarioOptions()) },
+                               buildWithOptions: make)
+    }
 
     public static func named(_ name: String) throws -> BuiltinScenario {
         guard let s = all.first(where: { $0.name == name }) else {

@@ -228,6 +228,38 @@ public enum ScenarioBuilder {
         return try classIncremental(name: name, summary: summary, source: src, tasks: tasks, classOrder: Array(0..<train.classes))
     }
 
+    /// At most `cap` records per task, taken label by label in turn (label 0's first, label 1's first,
+    /// ..., then each label's second, ...) in file order: deterministic and stratified by label.
+    public static func stratifiedCap(_ groups: [[Int]], cap: Int?) -> [[Int]] {
+        guard let cap, cap < groups.reduce(0, { $0 + $1.count }) else { return groups }
+        var out = [[Int]](repeating: [], count: groups.count), taken = 0, depth = 0
+        while taken < cap {
+            for (c, g) in groups.enumerated() where depth < g.count && taken < cap { out[c].append(g[depth]); taken += 1 }
+            depth += 1
+        }
+        return out
+    }
+
+    /// O-LoRA's text benchmark as a task sequence: task i is `tasks[i]` of the `CL_Benchmark` folder
+    /// `root`, its classes the task's labels (global class = (task, label), named "task/label"), its
+    /// records capped per `options` (`stratifiedCap`). Records whose label is not in labels.json are
+    /// skipped when reading (counted in each source's `skipped`).
+    public static func textSequence(name: String, summary: String, root: String, tasks: [String], options: ScenarioOptions) throws -> Scenario {
+        for (k, v) in [("train_per_task", options.trainPerTask), ("test_per_task", options.testPerTask)] {
+            if let v, v < 1 { throw DataError(path: name, message: "scenario_options: \(k) must be at least 1, got \(v)") }
+        }
+        let sources = try tasks.map { task -> (ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int]) in
+            let train = try CLBenchmark.load(root: root, task: task, split: "train"), test = try CLBenchmark.load(root: root, task: task, split: "test")
+            let skipped = test.skipped + train.skipped
+            let rule = "O-LoRA's \(task) files" + (options.trainPerTask.map { ", first \($0) train" } ?? "") + (options.testPerTask.map { ", first \($0) test" } ?? "")
+                + " records (label by label in file order)" + (skipped > 0 ? "; \(skipped) records with labels not in labels.json skipped" : "")
+            let src = ScenarioSource(name: task, texts: train, test: test, splitRule: rule)
+            return (src, stratifiedCap(byClass(src.train), cap: options.trainPerTask), stratifiedCap(byClass(src.test), cap: options.testPerTask),
+                    Array(0..<train.classes))
+        }
+        return try crossDomain(name: name, summary: summary, sources: sources)
+    }
+
     /// One task per source (cross-domain): each source's classes get consecutive global ids.
     /// `classes[i]` (optional) picks which of source i's classes to use, in order.
     public static func crossDomain(name: String, summary: String, sources: [(ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int])]) throws -> Scenario {
