@@ -165,16 +165,29 @@ public struct MethodRegistry: Sendable {
     public var nonPresetNames: [String] { methods.filter { $0.preset == nil }.map(\.name) }
 
     /// The built-in methods. Adding a method: write its file under Methods/, add one line here.
+    /// Presets follow the method they configure (docs/methods.md, "Presets").
     public static let builtin: MethodRegistry = try! MethodRegistry([
         .of(FineTune.self),
+        .preset("seqft", of: FineTune.self, options: ["trainable": .string("full"), "lr": .number(1e-4)],
+                summary: "SeqFT: sequential full fine-tuning of every block's weight matrices and biases and the head (finetune, trainable full, lr 1e-4)",
+                reference: olora + " (baseline SeqFT)"),
+        .preset("seqlora", of: FineTune.self, options: [:],
+                summary: "SeqLoRA: one shared LoRA (q, v) trained on task after task, and the head (exactly finetune, under O-LoRA's name)",
+                reference: olora + " (baseline SeqLoRA)"),
         .of(Joint.self),
         .of(NearestClassMean.self),
         .of(L2Regularization.self),
         .of(L2P.self),
         .of(OLoRA.self),
+        .preset("inclora", of: OLoRA.self, options: ["lambda1": .number(0)],
+                summary: "IncLoRA: a new LoRA per task, earlier ones frozen, all summed at inference, no orthogonality loss (olora, lambda1 0)",
+                reference: olora + " (baseline IncLoRA)"),
         .of(HalfFineTuning.self),
         .of(Proteus.self),
     ])
+
+    /// The paper whose results table names SeqFT, SeqLoRA and IncLoRA.
+    static let olora = OLoRA.reference
 }
 
 /// A JSON value, for options read from suites and the command line.
