@@ -2,12 +2,16 @@ import CLMethods
 import Foundation
 
 /// `clbench list methods`: every registered method with its one-line summary, paper reference,
-/// declared capabilities and options (sorted by name), each with its default and help line.
+/// declared capabilities and options (sorted by name), each with its default and help line. A
+/// preset also says which method it configures and what it sets (its defaults include those).
 public enum MethodListing {
     public static func render(_ registry: MethodRegistry = .builtin) -> String {
-        var out = "Registered methods (\(registry.methods.count))\n"
+        let presets = registry.methods.filter { $0.preset != nil }.count
+        var out = "Registered methods (\(registry.methods.count)"
+            + (presets > 0 ? ": \(registry.methods.count - presets) methods and \(presets) presets" : "") + ")\n"
         for m in registry.methods {
             out += "\n\(m.name)\n  \(m.summary)\n  reference: \(m.reference)\n"
+            if let p = m.preset { out += "  preset of \(p.method): \(describe(p))\n" }
             out += "  capabilities: \(describe(m.capabilities))\n"
             if m.defaults.isEmpty {
                 out += "  options: none\n"
@@ -21,6 +25,13 @@ public enum MethodListing {
             }
         }
         return out
+    }
+
+    /// What a preset sets: "trainable=full, lr=0.0001", or that it sets nothing (another name only).
+    static func describe(_ p: MethodRegistration.Preset) -> String {
+        (p.options.isEmpty ? "sets no option, the same configuration under another name"
+            : "sets " + p.options.keys.sorted().map { "\($0)=\(p.options[$0]!)" }.joined(separator: ", "))
+            + " (not in a suite's methods: all; name it)"
     }
 
     static func describe(_ c: MethodCapabilities) -> String {

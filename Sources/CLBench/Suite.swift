@@ -10,7 +10,7 @@ import Yams
 ///
 ///     name: smoke
 ///     scenarios: [synthetic]
-///     methods: all            # or a list of registered names
+///     methods: all            # every method but presets; or a list of registered names, which may include all
 ///     seeds: [0, 1]
 ///     orders: [0, 1]          # optional: class orders (seeds of the class permutation), one cell each
 ///     backbone: {checkpoint: ../shared/weights/vit-cifar10-tiny}   # or scratch: {...}, pretrain_epochs: N
@@ -45,7 +45,7 @@ public struct SuiteFile: Decodable, Sendable {
             let c = try decoder.singleValueContainer()
             if let s = try? c.decode(String.self) {
                 guard s == "all" else {
-                    throw DecodingError.dataCorruptedError(in: c, debugDescription: "'methods' must be 'all' or a list of method names, got '\(s)'")
+                    throw DecodingError.dataCorruptedError(in: c, debugDescription: "'methods' must be 'all' or a list of method names (which may include all), got '\(s)'")
                 }
                 self = .all
             } else { self = .list(try c.decode([String].self)) }
@@ -84,9 +84,13 @@ public struct SuiteFile: Decodable, Sendable {
     /// Every cell, resolved and validated, before anything runs.
     public func cells(registry: MethodRegistry) throws -> [CellSpec] {
         let names: [String]
+        // `all`: every registered method but presets (seqft, inclora, ...), which a suite names.
         switch methods {
-        case .all: names = registry.names
-        case let .list(l): names = l
+        case .all: names = registry.nonPresetNames
+        case let .list(l): names = l.flatMap { $0 == "all" ? registry.nonPresetNames : [$0] }
+        }
+        if let twice = names.first(where: { n in names.filter { $0 == n }.count > 1 }) {
+            throw MethodError("suite '\(name)': methods lists '\(twice)' twice (all includes every method but presets)")
         }
         guard !names.isEmpty, !scenarios.isEmpty, !seeds.isEmpty else { throw MethodError("suite '\(name)': methods, scenarios and seeds must be non-empty") }
         for m in names { _ = try registry.named(m) }

@@ -25,6 +25,15 @@ public struct MethodCapabilities: Codable, Sendable, Equatable {
 public protocol MethodOptions: Codable, Sendable {
     init()
     static var help: [String: String] { get }
+    /// Keys left out of a cell's resolved options (so of its configuration hash) while they hold
+    /// their default: for an option added after results were recorded, whose default is the
+    /// behaviour from before it existed, so that those results keep their hashes. Such a default
+    /// must never change. Empty unless a type says otherwise.
+    static var omittedAtDefault: Set<String> { get }
+}
+
+extension MethodOptions {
+    public static var omittedAtDefault: Set<String> { [] }
 }
 
 /// The task being learned, and the tasks seen so far (global class ids).

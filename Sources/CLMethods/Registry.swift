@@ -1,33 +1,84 @@
 import CLTensor
 import Foundation
 
-/// A method known by name: what `clbench list methods` prints and what suites refer to.
+/// A method known by name: what `clbench list methods` prints and what suites refer to. Either a
+/// method type (`of`) or a preset (`preset`): the same type under another name with other defaults.
 public struct MethodRegistration: Sendable {
     public let name: String
     public let summary: String
     public let reference: String
     public let capabilities: MethodCapabilities
-    /// Default options as JSON values, keyed by option name.
+    /// Default options as JSON values, keyed by option name (for a preset, with its values in).
     public let defaults: [String: JSONValue]
     public let help: [String: String]
+    /// For a preset: the method it configures and the options it sets; nil for a method type.
+    public let preset: Preset?
     /// The Swift type that implements it (module-qualified), for error messages.
     let typeName: String
+    /// Options left out of resolved options while they hold their default (see
+    /// `MethodOptions.omittedAtDefault`); only those whose default here is the type's own.
+    let omittable: Set<String>
+    /// Why a preset's options are invalid (reported when it is registered).
+    let presetProblem: String?
     let factory: @Sendable (MethodContext, Data) throws -> any ContinualMethod
     /// Decodes options without building the method (validation before a suite runs).
     let decodeOptions: @Sendable (Data) throws -> Void
+
+    /// What a preset is: the registered name of the method type it configures and the options it
+    /// sets (its defaults differ from the method's in exactly these).
+    public struct Preset: Sendable, Equatable {
+        public let method: String
+        public let options: [String: JSONValue]
+    }
 
     /// The registration of a method type: name, docs, capabilities and options come from the type.
     public static func of<M: ContinualMethod>(_ type: M.Type) -> MethodRegistration {
         let defaults = (try? JSONValue.object(from: JSONEncoder().encode(M.Options()))) ?? [:]
         return MethodRegistration(name: M.name, summary: M.summary, reference: M.reference, capabilities: M.capabilities,
-                                  defaults: defaults, help: M.Options.help, typeName: String(reflecting: M.self), factory: { ctx, json in
+                                  defaults: defaults, help: M.Options.help, preset: nil, typeName: String(reflecting: M.self),
+                                  omittable: M.Options.omittedAtDefault.intersection(defaults.keys), presetProblem: nil, factory: { ctx, json in
             try M(context: ctx, options: JSONDecoder().decode(M.Options.self, from: json))
         }, decodeOptions: { json in _ = try JSONDecoder().decode(M.Options.self, from: json) })
     }
 
+    /// A preset: method type `type` registered again as `name`, with `options` as its defaults
+    /// (overriding the type's). Suites and the command line use it like any method (`methods:
+    /// [seqft]`, `method_options: {seqft: {...}}`); its cells are named, hashed and reported under
+    /// `name`, and their resolved options record what the preset sets. A preset is not part of a
+    /// suite's `methods: all`. Its options are checked when it is registered (`MethodRegistry`):
+    /// an unknown key or a value of the wrong type is an error naming the preset.
+    /// `reference` defaults to the method's.
+    public static func preset<M: ContinualMethod>(_ name: String, of type: M.Type, options: [String: JSONValue],
+                                                  summary: String, reference: String? = nil) -> MethodRegistration {
+        let base = of(type)
+        let defaults = base.defaults.merging(options) { _, preset in preset }
+        var problem: String?
+        if let k = options.keys.sorted().first(where: { base.defaults[$0] == nil }) {
+            problem = "unknown option '\(k)' (options: \(base.defaults.keys.sorted().joined(separator: ", ")))"
+        } else {
+            do { try base.decodeOptions(JSONEncoder().encode(JSONValue.dictionary(defaults))) } catch let e as DecodingError {
+                problem = "option \(describe(e))"
+            } catch { problem = "\(error)" }
+        }
+        return MethodRegistration(name: name, summary: summary, reference: reference ?? base.reference, capabilities: base.capabilities,
+                                  defaults: defaults, help: base.help, preset: Preset(method: M.name, options: options),
+                                  typeName: "\(base.typeName) (preset '\(name)')",
+                                  omittable: base.omittable.filter { defaults[$0] == base.defaults[$0] },
+                                  presetProblem: problem, factory: base.factory, decodeOptions: base.decodeOptions)
+    }
+
     /// Resolves options: the defaults with `overrides` applied. Unknown keys and values of the wrong
-    /// type are errors naming the method and the field.
+    /// type are errors naming the method and the field. Options the type declares
+    /// `omittedAtDefault` are left out while they hold their default, so a cell that does not use
+    /// an option added later keeps its configuration hash; resolving the result again gives it back.
     public func resolveOptions(_ overrides: [String: JSONValue]) throws -> [String: JSONValue] {
+        var merged = try mergedOptions(overrides)
+        for k in omittable where merged[k] == defaults[k] { merged[k] = nil }
+        return merged
+    }
+
+    /// Every option's value: the defaults with `overrides` applied, validated (what the method decodes).
+    func mergedOptions(_ overrides: [String: JSONValue]) throws -> [String: JSONValue] {
         var merged = defaults
         for (k, v) in overrides {
             guard defaults[k] != nil else {
@@ -65,7 +116,7 @@ public struct MethodRegistration: Sendable {
 
     /// A new instance with resolved options.
     public func make(context: MethodContext, options overrides: [String: JSONValue] = [:]) throws -> any ContinualMethod {
-        let merged = try resolveOptions(overrides)
+        let merged = try mergedOptions(overrides)
         let data = try JSONEncoder().encode(JSONValue.dictionary(merged))
         do { return try factory(context, data) } catch let e as DecodingError {
             throw MethodError("method '\(name)': option \(Self.describe(e))")
@@ -103,6 +154,9 @@ public struct MethodRegistry: Sendable {
     /// Adds a method; a name already taken is an error naming both types (two methods must never
     /// shadow each other, and a suite must mean the same method wherever it runs).
     public mutating func register(_ r: MethodRegistration) throws {
+        if let problem = r.presetProblem, let preset = r.preset {
+            throw MethodError("preset '\(r.name)' of method '\(preset.method)': \(problem)")
+        }
         if let taken = methods.first(where: { $0.name == r.name }) {
             let types = taken.typeName == r.typeName ? "\(r.typeName), twice" : "\(taken.typeName) and \(r.typeName)"
             throw MethodError("two methods are registered as '\(r.name)' (\(types)); method names must be unique: give one another `static let name`")
@@ -117,19 +171,35 @@ public struct MethodRegistry: Sendable {
         return r
     }
 
+    /// Every registered name, presets included, in registration order (reports order rows by it).
     public var names: [String] { methods.map(\.name) }
+    /// The names a suite's `methods: all` selects: every method that is not a preset.
+    public var nonPresetNames: [String] { methods.filter { $0.preset == nil }.map(\.name) }
 
     /// The built-in methods. Adding a method: write its file under Methods/, add one line here.
+    /// Presets follow the method they configure (docs/methods.md, "Presets").
     public static let builtin: MethodRegistry = try! MethodRegistry([
         .of(FineTune.self),
+        .preset("seqft", of: FineTune.self, options: ["trainable": .string("full"), "lr": .number(1e-4)],
+                summary: "SeqFT: sequential full fine-tuning of every block's weight matrices and biases and the head (finetune, trainable full, lr 1e-4)",
+                reference: olora + " (baseline SeqFT)"),
+        .preset("seqlora", of: FineTune.self, options: [:],
+                summary: "SeqLoRA: one shared LoRA (q, v) trained on task after task, and the head (exactly finetune, under O-LoRA's name)",
+                reference: olora + " (baseline SeqLoRA)"),
         .of(Joint.self),
         .of(NearestClassMean.self),
         .of(L2Regularization.self),
         .of(L2P.self),
         .of(OLoRA.self),
+        .preset("inclora", of: OLoRA.self, options: ["lambda1": .number(0)],
+                summary: "IncLoRA: a new LoRA per task, earlier ones frozen, all summed at inference, no orthogonality loss (olora, lambda1 0)",
+                reference: olora + " (baseline IncLoRA)"),
         .of(HalfFineTuning.self),
         .of(Proteus.self),
     ])
+
+    /// The paper whose results table names SeqFT, SeqLoRA and IncLoRA.
+    static let olora = OLoRA.reference
 }
 
 /// A JSON value, for options read from suites and the command line.

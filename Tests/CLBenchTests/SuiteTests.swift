@@ -32,7 +32,8 @@ final class SuiteTests: XCTestCase {
     }
 
     func testBadSuitesAreRejectedBeforeAnythingRuns() {
-        XCTAssertTrue(error(yaml(methods: "[ncm, nope]")).contains("unknown method 'nope' (known: finetune, joint, ncm"), error(yaml(methods: "[ncm, nope]")))
+        XCTAssertTrue(error(yaml(methods: "[ncm, nope]")).contains("unknown method 'nope' (known: finetune, seqft, seqlora, joint, ncm"), error(yaml(methods: "[ncm, nope]")))
+        XCTAssertTrue(error(yaml(methods: "[all, ncm]")).contains("methods lists 'ncm' twice"), error(yaml(methods: "[all, ncm]")))
         XCTAssertTrue(error(yaml().replacingOccurrences(of: "[synthetic]", with: "[cifar1000]")).contains("unknown scenario; known:"))
         XCTAssertTrue(error(yaml(extra: "options: {lr: 0.1, bogus: 3}")).contains("shared option 'bogus' belongs to none"))
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rnak: 4}}")).contains("unknown option 'rnak'"))
@@ -157,6 +158,29 @@ final class SuiteTests: XCTestCase {
             XCTAssertEqual(r.config.cell.hash, r.config.hash, r.name)
             XCTAssertEqual(r.config.cell.name, r.name)
         }
+    }
+
+    /// The committed smoke and quick results are the cells their suites resolve to today (options
+    /// and hash), now that methods have options added since (finetune's `trainable`) and presets
+    /// exist: `suite` keeps skipping them. The backbone is taken from the result, since its
+    /// checkpoint path is where the checkout was.
+    func testCommittedResultsAreTodaysCellsOfTheirSuites() throws {
+        for name in ["smoke", "cifar100-10t-quick"] {
+            let (suite, _) = try SuiteFile.load(CLITests.checkout.path + "/suites/\(name).yaml")
+            let cells = try suite.cells(registry: .builtin)
+            let results = try ReportInput.load([CLITests.checkout.path + "/results/" + name])
+            XCTAssertEqual(Set(cells.map(\.name)), Set(results.map(\.name)), "methods: all is the methods without presets")
+            for r in results {
+                var cell = try XCTUnwrap(cells.first { $0.name == r.name })
+                XCTAssertEqual(cell.options, r.config.cell.options, r.name)
+                cell.backbone = r.config.cell.backbone
+                XCTAssertEqual(cell.hash, r.config.hash, r.name)
+            }
+        }
+        // A suite adds presets by name, after all.
+        let suite = try SuiteFile.parse(yaml(methods: "[all, seqft, inclora]"), source: "x")
+        let names = try suite.cells(registry: .builtin).map(\.method)
+        XCTAssertEqual(names, MethodRegistry.builtin.nonPresetNames + ["seqft", "inclora"])
     }
 
     /// `clbench run --suite FILE` takes the suite's options (shared and per method), so the cell it

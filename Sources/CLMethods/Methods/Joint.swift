@@ -4,11 +4,12 @@ import CLTensor
 
 /// Joint training: the upper bound. At task t it trains on the union of the training data of tasks
 /// 0...t (it is ALLOWED old data, unlike every other method: `usesPastData`), with the same trainable
-/// set as finetune (LoRA on q and v plus the head), continuing from the previous task's weights.
+/// set as finetune (LoRA on q and v plus the head, or with `trainable: full` every block's weight
+/// matrices and biases), continuing from the previous task's weights.
 public final class Joint: ContinualMethod {
     public typealias Options = FineTune.Options
     public static let name = "joint"
-    public static let summary = "trains on all data seen so far (uses old data; upper bound), LoRA (q, v) and head"
+    public static let summary = "trains on all data seen so far (uses old data; upper bound), LoRA (q, v), or with trainable full every block's weights, and head"
     public static let reference = "the standard upper bound (multi-task training on the union of tasks)"
     public static let capabilities = MethodCapabilities(usesPastData: true)
 

@@ -74,7 +74,7 @@ public final class OLoRA: ContinualMethod {
                 Compute.sgemm(transA: false, transB: true, m: ro, n: rn, k: n, a: old.a.value.data, lda: n,
                               b: new.a.value.data, ldb: n, c: o.data, ldc: rn)
                 for i in 0..<o.count { orth += Double(abs(o.data[i])) }
-                if accumulate, let g = new.a.grad {  // dA_new += lambda1 sign(O)^T A_old
+                if accumulate, options.lambda1 != 0, let g = new.a.grad {  // dA_new += lambda1 sign(O)^T A_old (none for IncLoRA)
                     for i in 0..<o.count { o.data[i] = o.data[i] > 0 ? 1 : (o.data[i] < 0 ? -1 : 0) }
                     Compute.sgemm(transA: true, transB: false, m: rn, n: n, k: ro, alpha: options.lambda1, a: o.data, lda: rn,
                                   b: old.a.value.data, ldb: n, beta: 1, c: g.data, ldc: n)

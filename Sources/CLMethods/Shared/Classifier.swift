@@ -106,6 +106,13 @@ public func addLoRA(_ model: Transformer, bank: String, targets: [AdapterTarget]
     return banks
 }
 
+/// Every block's weight matrices and biases, block by block: fused q, k, v, the attention output,
+/// fc1 and fc2, each weight before its bias. Not the layer norms, the embeddings or a final norm.
+/// What full fine-tuning trains (`finetune` with `trainable: full`) and HFT trains half of.
+public func blockWeights(_ model: Transformer) -> [Parameter] {
+    model.blocks.flatMap { [$0.qkvW, $0.qkvB, $0.projW, $0.projB, $0.fc1W, $0.fc1B, $0.fc2W, $0.fc2B] }
+}
+
 func parseTargets(_ names: [String], method: String) throws -> [AdapterTarget] {
     try names.map { n in
         guard let t = AdapterTarget(rawValue: n) else {
