@@ -251,7 +251,7 @@ public enum ScenarioBuilder {
         let sources = try tasks.map { task -> (ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int]) in
             let train = try CLBenchmark.load(root: root, task: task, split: "train"), test = try CLBenchmark.load(root: root, task: task, split: "test")
             let skipped = test.skipped + train.skipped
-            let rule = "O-LoRA's \(task) files" + (options.trainPerTask.map { ", first \($0) train" } ?? "") + (options.testPerTask.map { ", first \($0) test" } ?? "")
+            let rule = "O-LoRA's \(task) files: " + (options.trainPerTask.map { "first \($0) train" } ?? "all train") + (options.testPerTask.map { ", first \($0) test" } ?? ", all test")
                 + " records (label by label in file order)" + (skipped > 0 ? "; \(skipped) records with labels not in labels.json skipped" : "")
             let src = ScenarioSource(name: task, texts: train, test: test, splitRule: rule)
             return (src, stratifiedCap(byClass(src.train), cap: options.trainPerTask), stratifiedCap(byClass(src.test), cap: options.testPerTask),
