@@ -152,7 +152,7 @@ final class SuiteTests: XCTestCase {
     /// under today's `CellSpec`, so `suite` keeps skipping those cells.
     func testCommittedResultsKeepTheirNamesAndHashes() throws {
         let results = try ReportInput.load([CLITests.checkout.path + "/results"])
-        XCTAssertEqual(results.count, 18)
+        XCTAssertEqual(results.count, 28, "smoke 8, cifar100-10t-quick 8, cifar100-10t 2, olora-quick 10")
         for r in results {
             XCTAssertNil(r.config.cell.order)
             XCTAssertEqual(r.config.cell.hash, r.config.hash, r.name)
@@ -165,11 +165,11 @@ final class SuiteTests: XCTestCase {
     /// exist: `suite` keeps skipping them. The backbone is taken from the result, since its
     /// checkpoint path is where the checkout was.
     func testCommittedResultsAreTodaysCellsOfTheirSuites() throws {
-        for name in ["smoke", "cifar100-10t-quick"] {
+        for name in ["smoke", "cifar100-10t-quick", "olora-quick"] {
             let (suite, _) = try SuiteFile.load(CLITests.checkout.path + "/suites/\(name).yaml")
             let cells = try suite.cells(registry: .builtin)
             let results = try ReportInput.load([CLITests.checkout.path + "/results/" + name])
-            XCTAssertEqual(Set(cells.map(\.name)), Set(results.map(\.name)), "methods: all is the methods without presets")
+            XCTAssertEqual(Set(cells.map(\.name)), Set(results.map(\.name)), "\(name): the suite's cells are the committed results")
             for r in results {
                 var cell = try XCTUnwrap(cells.first { $0.name == r.name })
                 XCTAssertEqual(cell.options, r.config.cell.options, r.name)
