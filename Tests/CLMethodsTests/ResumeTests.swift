@@ -29,13 +29,13 @@ final class ResumeTests: XCTestCase {
 
     struct Run { var runner: Runner; var method: any ContinualMethod; var backbone: Transformer }
 
-    func make(_ reg: MethodRegistration, _ scenario: PreparedScenario) throws -> Run {
-        let backbone = testBackbone()
+    func make(_ reg: MethodRegistration, _ scenario: PreparedScenario, text: Bool = false) throws -> Run {
+        let backbone = text ? try TextFixture.backbone() : testBackbone()
         let method = try reg.make(context: MethodContext(backbone: backbone, rng: RNG(seed: 1), classCount: scenario.scenario.classCount),
                                   options: options(reg))
         let runner = try Runner(scenario: scenario, method: method, capabilities: reg.capabilities,
-                                schedule: TrainingSchedule(epochs: 2, batchSize: 16, evalBatchSize: 64, augment: .none),
-                                normalize: ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]), seed: 1)
+                                schedule: TrainingSchedule(epochs: 2, batchSize: text ? 8 : 16, evalBatchSize: text ? 16 : 64, augment: .none),
+                                normalize: text ? ([], []) : ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]), seed: 1)
         return Run(runner: runner, method: method, backbone: backbone)
     }
 
@@ -72,20 +72,28 @@ final class ResumeTests: XCTestCase {
     }
 
     func testEveryMethodResumesBitwiseFromACheckpoint() throws {
-        let scenario = try synthetic()
+        try resumeEveryMethod(try synthetic(), cuts: [1, 3])
+    }
+
+    /// The same on the text backbone (tiny BERT, padded token batches): methods see `Batch.inputs` only.
+    func testEveryMethodResumesBitwiseOnATextBackbone() throws {
+        try resumeEveryMethod(try PreparedScenario(TextFixture.scenario(), tokenizer: TextFixture.tokenizer(), maxLength: 12), cuts: [1], text: true)
+    }
+
+    func resumeEveryMethod(_ scenario: PreparedScenario, cuts: [Int], text: Bool = false) throws {
         let spec = CellSpec(method: "x", options: [:], scenario: "synthetic", seed: 1,
                             backbone: BackboneSpec(scratch: ScratchViT(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 2, mlpDim: 64)),
                             schedule: TrainingSchedule())
         let tasks = scenario.scenario.tasks.count
         for reg in MethodRegistry.builtin.methods {
-            let whole = try make(reg, scenario)
+            let whole = try make(reg, scenario, text: text)
             let expected = try whole.runner.run()
             let expectedState = whole.method.state()
-            for cut in [1, 3] {
-                let label = "\(reg.name), stopped after task \(cut)"
-                let checkpoint = CellCheckpoint(outDir: dir, cell: "\(reg.name)-\(cut)")
+            for cut in cuts {
+                let label = "\(reg.name)\(text ? " (text)" : ""), stopped after task \(cut)"
+                let checkpoint = CellCheckpoint(outDir: dir, cell: "\(reg.name)-\(cut)\(text ? "-text" : "")")
                 // The first attempt checkpoints after every task and is stopped after task `cut`.
-                let first = try make(reg, scenario)
+                let first = try make(reg, scenario, text: text)
                 first.runner.afterTask = { done, record in
                     try checkpoint.write(spec: spec, tasks: tasks, tasksDone: done, record: record, state: first.method.state(),
                                          backboneRNG: first.backbone.rng, elapsedSeconds: 0)
@@ -96,7 +104,7 @@ final class ResumeTests: XCTestCase {
                 // A fresh instance, restored from the files, continues.
                 guard case let .saved(meta, directory) = checkpoint.find() else { return XCTFail("\(label): no checkpoint") }
                 XCTAssertEqual(meta.tasksDone, cut, label)
-                let second = try make(reg, scenario)
+                let second = try make(reg, scenario, text: text)
                 try second.method.restore(try checkpoint.loadState(meta, directory: directory))
                 second.backbone.rng = try CellCheckpoint.backboneRNG(meta)
                 let record = try second.runner.run(resume: Runner.Resume(tasksDone: meta.tasksDone, record: meta.record))
