@@ -180,7 +180,7 @@ final class CellCheckpointTests: XCTestCase {
         env["CLBENCH_THREADS"] = "1"
         p.environment = env
         let log = dir + "/child-\(UUID().uuidString).log"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         p.standardError = p.standardOutput
         try p.run()

@@ -78,7 +78,7 @@ final class SlurmTests: XCTestCase {
         env["PATH"] = dir + "/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
         env["SLURM_ARRAY_TASK_ID"] = "0"; env["SLURM_JOB_ID"] = "4242"; env["SLURM_CPUS_PER_TASK"] = "1"
         p.environment = env
-        FileManager.default.createFile(atPath: dir + "/job.out", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/job.out", contents: nil)
         p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/job.out"))
         p.standardError = p.standardOutput
         try p.run()
