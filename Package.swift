@@ -49,11 +49,13 @@ let package = Package(
 
         // C, because these loops need vectorised exp/erf and per-CPU code (target_clones); see kernels.c.
         .target(name: "CKernels", publicHeadersPath: "include", cSettings: optimisedC),
+        // C, because a signal handler must be async-signal-safe: it only records SIGTERM/SIGINT in a flag.
+        .target(name: "CInterrupt", publicHeadersPath: "include"),
         .target(name: "CLTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimised),
         .target(name: "CLModels", dependencies: ["CLTensor", "CLData"], swiftSettings: optimised),
         .target(name: "CLData", dependencies: ["CLTensor", "CZlib", "CJPEG", "CPNG", "CImageCodec"], swiftSettings: optimised),
         .target(name: "CLMethods", dependencies: ["CBLAS", "CLTensor", "CLModels", "CLData"], swiftSettings: optimised),
-        .target(name: "CLBench", dependencies: ["CLTensor", "CLModels", "CLData", "CLMethods", "CZstd", "Yams"], swiftSettings: optimised),
+        .target(name: "CLBench", dependencies: ["CLTensor", "CLModels", "CLData", "CLMethods", "CZstd", "CInterrupt", "Yams"], swiftSettings: optimised),
         // The whole CLI as a library, so out-of-tree packages can run it with their own methods added.
         .target(name: "CLBenchCLI", dependencies: [
             "CLBench", "CLMethods", "CLTensor", "CLModels", "CLData",

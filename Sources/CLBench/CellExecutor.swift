@@ -136,6 +136,7 @@ public enum CellExecutor {
             let refs = order.permutation(task.train.count).map { task.train[$0] }
             var i = 0
             while i < refs.count {
+                try Interrupt.check()
                 let j = min(i + spec.schedule.batchSize, refs.count)
                 let inputs = try prepared.inputs(refs[i..<j], split: .train, mean: b.mean, std: b.std, augment: spec.schedule.augment, rng: &order)
                 lastLoss = try classifier.step(inputs, labels: refs[i..<j].map(\.label), allowed: task.classes, globalStep: step,
@@ -154,6 +155,12 @@ public enum CellExecutor {
 
     /// Runs the cell and writes `<outDir>/<name>.json.zst` (atomically) when `outDir` is given;
     /// `suite` (the suite that runs the cell) is recorded in the result for reports' labels.
+    ///
+    /// With `outDir`, the cell checkpoints after every finished task but the last
+    /// (`<outDir>/.ckpt-<name>`, `CellCheckpoint`) and, when it finds a checkpoint of the same
+    /// configuration, resumes after its last finished task. A checkpoint it cannot use (another
+    /// configuration hash or commit, corrupt, truncated) is reported through `log` and removed, and
+    /// the cell starts over. The checkpoint is removed once the result file is written.
     @discardableResult
     public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry, suite: String? = nil,
                            log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
@@ -168,21 +175,69 @@ public enum CellExecutor {
             _ = try reg.make(context: MethodContext(backbone: untrained, rng: RNG(seed: spec.seed).split("method"),
                                                     classCount: scenario.classCount), options: spec.options)
         }
-        let backbone = try buildBackbone(spec, scenario: scenario, outDir: outDir, log: log)
-        let prepared = try backbone.prepare(scenario)
-        let method = try reg.make(context: MethodContext(backbone: backbone.model, rng: RNG(seed: spec.seed).split("method"),
-                                                          classCount: scenario.classCount), options: spec.options)
-        let runner = try Runner(scenario: prepared, method: method, capabilities: reg.capabilities, schedule: spec.schedule,
-                                normalize: (backbone.mean, backbone.std), seed: spec.seed)
-        runner.progress = log
-        let record = try runner.run()
+        var prepared: PreparedScenario?
+        func build() throws -> (Backbone, any ContinualMethod, Runner) {
+            let backbone = try buildBackbone(spec, scenario: scenario, outDir: outDir, log: log)
+            if prepared == nil { prepared = try backbone.prepare(scenario) }
+            let method = try reg.make(context: MethodContext(backbone: backbone.model, rng: RNG(seed: spec.seed).split("method"),
+                                                              classCount: scenario.classCount), options: spec.options)
+            let runner = try Runner(scenario: prepared!, method: method, capabilities: reg.capabilities, schedule: spec.schedule,
+                                    normalize: (backbone.mean, backbone.std), seed: spec.seed)
+            runner.progress = log
+            return (backbone, method, runner)
+        }
+        var (backbone, method, runner) = try build()
+        let tasks = scenario.tasks.count
+        var resume: Runner.Resume?
+        var elapsedBefore = 0.0
+        let checkpoint = outDir.map { CellCheckpoint(outDir: $0, cell: spec.name) }
+        if let checkpoint {
+            let discard = { (why: String) in
+                log("checkpoint: \(why); the cell starts over")
+                checkpoint.remove()
+            }
+            switch checkpoint.find() {
+            case .none: break
+            case let .unusable(why): discard(why)
+            case let .saved(meta, directory):
+                let here = EnvironmentInfo.commitAndBLAS
+                if let why = CellCheckpoint.mismatch(meta, spec: spec, tasks: tasks) {
+                    discard(why)
+                } else if meta.gitCommit != here.commit {
+                    discard("the checkpoint was written by clbench commit \(meta.gitCommit.prefix(12)), this is \(here.commit.prefix(12))")
+                } else {
+                    do {
+                        try method.restore(try checkpoint.loadState(meta, directory: directory))
+                        backbone.model.rng = try CellCheckpoint.backboneRNG(meta)
+                        resume = Runner.Resume(tasksDone: meta.tasksDone, record: meta.record)
+                        elapsedBefore = meta.elapsedSeconds
+                        log("checkpoint: resuming after task \(meta.tasksDone)/\(tasks) (\(checkpoint.folder))")
+                        if meta.blas != here.blas {
+                            log("note: the checkpoint was written with another BLAS configuration (\(meta.blas)); this part runs with \(here.blas), so the result is not bitwise that of either alone")
+                        }
+                    } catch let e as Interrupted {
+                        throw e
+                    } catch {
+                        discard("cannot restore it: \(error)")
+                        (backbone, method, runner) = try build()   // the failed restore may have changed them
+                    }
+                }
+            }
+            let (m, model) = (method, backbone.model)
+            runner.afterTask = { done, record in
+                guard done < tasks else { return }   // the result file follows at once
+                try checkpoint.write(spec: spec, tasks: tasks, tasksDone: done, record: record, state: m.state(), backboneRNG: model.rng,
+                                     elapsedSeconds: elapsedBefore + Date().timeIntervalSince(start))
+            }
+        }
+        let record = try runner.run(resume: resume)
         var files = scenario.sources.flatMap { $0.train.files + $0.test.files } + backbone.files
         files = Array(Set(files)).sorted()
         var data: [String: String] = [:]
         for f in files { data[f] = try sha256(f) }
         let testSizes = scenario.tasks.map(\.test.count)
         let counts = method.parameterCounts
-        let total = Date().timeIntervalSince(start)
+        let total = elapsedBefore + Date().timeIntervalSince(start)
         let result = ResultFile(
             schema: ResultFile.schemaVersion, name: spec.name, suite: suite, config: .init(cell: spec, hash: spec.hash),
             environment: .current(), data: data,
@@ -197,6 +252,7 @@ public enum CellExecutor {
                           trainSamplesPerSecond: ResultFile.metrics(record, testSizes: testSizes, retrieves: false)["train_samples_per_second"] ?? 0,
                           peakRSSMiB: Bench.peakRSSMiB()))
         if let outDir { try result.write(to: (outDir as NSString).appendingPathComponent(spec.name + ".json.zst")) }
+        checkpoint?.remove()
         return result
     }
 }

@@ -64,6 +64,18 @@ public final class Runner {
     public let mean: [Float], std: [Float]
     let root: RNG
     public var progress: ((String) -> Void)?
+    /// Called after each finished task (trained, ended, evaluated, diagnostics recorded) with the
+    /// number of tasks finished and the record so far, before the next task begins: where
+    /// `CellExecutor` writes the cell's checkpoint. An error it throws stops the run.
+    public var afterTask: ((_ tasksDone: Int, _ record: RunRecord) throws -> Void)?
+
+    /// Where a resumed run continues: the tasks already finished and the record of them. The method
+    /// (and its backbone's dropout RNG) must hold the state they had then (`ContinualMethod.restore`).
+    public struct Resume: Sendable {
+        public var tasksDone: Int
+        public var record: RunRecord
+        public init(tasksDone: Int, record: RunRecord) { self.tasksDone = tasksDone; self.record = record }
+    }
 
     public init(scenario: PreparedScenario, method: any ContinualMethod, capabilities: MethodCapabilities,
                 schedule: TrainingSchedule, normalize: (mean: [Float], std: [Float]), seed: UInt64) throws {
@@ -82,7 +94,10 @@ public final class Runner {
                         stepsPerEpoch: (trainCount + schedule.batchSize - 1) / schedule.batchSize)
     }
 
+    /// Every batch, whatever it is for, is made here: so a received SIGTERM or SIGINT (`Interrupt`)
+    /// stops the run before the next training step, evaluation batch or consolidation batch.
     func batch(_ refs: ArraySlice<SampleRef>, split: PreparedScenario.Split, augment: Augmentation?, rng: inout RNG) throws -> Batch {
+        try Interrupt.check()
         let inputs = try scenario.inputs(refs, split: split, mean: mean, std: std, augment: augment, rng: &rng)
         let owner = scenario.scenario.taskOfClass
         return Batch(inputs: inputs, labels: refs.map(\.label), tasks: refs.map { Int32(owner[Int($0.label)]) })
@@ -102,13 +117,23 @@ public final class Runner {
         }
     }
 
-    public func run() throws -> RunRecord {
+    /// Runs every task, or, with `resume`, the tasks after `resume.tasksDone`, appending to its record.
+    /// Nothing random carries from one task to the next in the runner itself: each task's data order
+    /// and augmentation come from streams derived by name from the seed ("task<t>-epoch<e>").
+    public func run(resume: Resume? = nil) throws -> RunRecord {
         let tasks = scenario.scenario.tasks
         var record = RunRecord(cil: [], til: [], retrieval: capabilities.retrievesTask ? [] : nil, trainSeconds: [], evalSeconds: [],
                                trainSamples: [], lastLosses: [])
         var globalStep = 0
-        if schedule.forwardTransfer { record.tilInitial = (0..<tasks.count).map { try? tilAccuracy(task: $0, seenThrough: $0) } }
-        for t in 0..<tasks.count {
+        if let resume {
+            guard (0...tasks.count).contains(resume.tasksDone), resume.record.cil.count == resume.tasksDone else {
+                throw MethodError("resume after \(resume.tasksDone) tasks with a record of \(resume.record.cil.count), in a scenario of \(tasks.count) tasks")
+            }
+            record = resume.record
+        } else if schedule.forwardTransfer {
+            record.tilInitial = try (0..<tasks.count).map { try futureAccuracy(task: $0) }
+        }
+        for t in (resume?.tasksDone ?? 0)..<tasks.count {
             let refs = capabilities.usesPastData ? tasks[0...t].flatMap(\.train) : tasks[t].train
             let task = info(t, trainCount: refs.count)
             let start = Date()
@@ -134,9 +159,10 @@ public final class Runner {
             record.lastLosses.append(losses)
             let evalStart = Date()
             try evaluate(after: t, into: &record)
-            if schedule.forwardTransfer { record.tilFuture.append(((t + 1)..<tasks.count).map { try? tilAccuracy(task: $0, seenThrough: $0) }) }
+            if schedule.forwardTransfer { record.tilFuture.append(try ((t + 1)..<tasks.count).map { try futureAccuracy(task: $0) }) }
             record.evalSeconds.append(Date().timeIntervalSince(evalStart))
             if let reporter = method as? ReportsDiagnostics { record.diagnostics.append(reporter.diagnostics(after: task)) }
+            try afterTask?(t + 1, record)
             progress?("task \(t + 1)/\(tasks.count): CIL accuracy \(String(format: "%.2f", 100 * (record.cil.last!.reduce(0, +) / Double(t + 1)))) %")
         }
         return record
@@ -169,6 +195,12 @@ public final class Runner {
         record.cil.append(cilRow)
         record.til.append(tilRow)
         if record.retrieval != nil { record.retrieval!.append(confusion) }
+    }
+
+    /// Task-incremental accuracy on task j not learned yet, nil when the method cannot score it (an
+    /// interruption is not such a failure: it stops the run).
+    func futureAccuracy(task j: Int) throws -> Double? {
+        do { return try tilAccuracy(task: j, seenThrough: j) } catch let e as Interrupted { throw e } catch { return nil }
     }
 
     /// Task-incremental accuracy on task j with classes of tasks 0...seenThrough scored (used for

@@ -180,22 +180,51 @@ public final class SuiteRunner {
         return r.config.hash == c.hash
     }
 
-    /// Each cell with its status: done (result with this configuration hash), stale (a result from
-    /// another configuration: it will be rerun) or missing.
-    public func statusLines() -> [String] {
-        cells.map { c in
-            let status: String
-            if isDone(c) { status = "done" } else if FileManager.default.fileExists(atPath: path(c)) { status = "stale (configuration changed)" } else { status = "missing" }
-            return "\(c.name)  \(status)  hash \(c.hash.prefix(12))"
+    public func checkpoint(_ c: CellSpec) -> CellCheckpoint { CellCheckpoint(outDir: outDir, cell: c.name) }
+
+    /// A cell's checkpoint, in words: what the next run does with it, and its size on disk; nil when
+    /// there is none.
+    public func checkpointStatus(_ c: CellSpec) -> String? {
+        let ck = checkpoint(c)
+        guard ck.exists else { return nil }
+        let size = CellCheckpoint.describe(bytes: ck.diskBytes)
+        switch ck.find() {
+        case .none: return nil
+        case let .unusable(why): return "checkpoint unusable, \(size): \(why); the cell starts over"
+        case let .saved(meta, _):
+            if isDone(c) { return "leftover checkpoint, \(size) (removed by the next run)" }
+            if let why = CellCheckpoint.mismatch(meta, spec: c, tasks: nil) { return "checkpoint unusable, \(size): \(why); the cell starts over" }
+            return "checkpoint after task \(meta.tasksDone)/\(meta.tasks), \(size)"
         }
     }
 
-    /// Temporary files left by a killed run (never valid results) are removed.
+    /// Each cell with its status: done (result with this configuration hash), stale (a result from
+    /// another configuration: it will be rerun) or missing, then its checkpoint, if any (where it
+    /// resumes, and its disk use); a last line sums the checkpoints' disk use.
+    public func statusLines() -> [String] {
+        var bytes = 0, count = 0
+        var lines = cells.map { c in
+            let status: String
+            if isDone(c) { status = "done" } else if FileManager.default.fileExists(atPath: path(c)) { status = "stale (configuration changed)" } else { status = "missing" }
+            var line = "\(c.name)  \(status)  hash \(c.hash.prefix(12))"
+            if let ck = checkpointStatus(c) {
+                line += "  \(ck)"
+                bytes += checkpoint(c).diskBytes; count += 1
+            }
+            return line
+        }
+        if count > 0 { lines.append("checkpoints: \(count), \(CellCheckpoint.describe(bytes: bytes)) on disk") }
+        return lines
+    }
+
+    /// Temporary files left by a killed run (never valid results) are removed, and so are the
+    /// checkpoints of cells whose result was written (a kill between the two).
     func removeStaleTemporaries() {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: outDir)) ?? []
         for n in names where n.hasPrefix(".") && n.contains(".json.zst.tmp-") {
             try? FileManager.default.removeItem(atPath: (outDir as NSString).appendingPathComponent(n))
         }
+        for c in cells where isDone(c) { checkpoint(c).remove() }
     }
 
     public struct Summary { public var ran: Int, skipped: Int, failed: [String] }
@@ -205,6 +234,7 @@ public final class SuiteRunner {
         let todo = cells.filter { !isDone($0) }
         let skipped = cells.count - todo.count
         out("suite \(suite.name)\(shard.map { " shard \($0)" } ?? ""): \(cells.count) cells, \(skipped) already done, \(todo.count) to run (out: \(outDir), jobs: \(jobs))")
+        for c in todo { if let ck = checkpointStatus(c) { out("\(c.name): \(ck)") } }
         var failed: [String] = []
         let start = Date()
         var finished = 0
@@ -224,8 +254,12 @@ public final class SuiteRunner {
         }
         if jobs == 1 {
             for c in todo {
+                try Interrupt.check()
                 let t = Date()
-                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name); report(c, Date().timeIntervalSince(t), nil) } catch {
+                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name); report(c, Date().timeIntervalSince(t), nil) } catch let e as Interrupted {
+                    out("cell \(c.name): \(e); \(checkpoint(c).exists ? "its checkpoint is kept" : "it had no finished task yet")")
+                    throw e
+                } catch {
                     report(c, Date().timeIntervalSince(t), "\(error)")
                 }
             }
@@ -244,7 +278,15 @@ public final class SuiteRunner {
         try FileManager.default.createDirectory(atPath: specDir, withIntermediateDirectories: true)
         var queue = todo[...]
         var running: [(CellSpec, Process, Date, Pipe)] = []
+        // A SIGTERM or SIGINT received here is passed on to every running cell, which stops within a
+        // step and keeps its last task's checkpoint; no new cell starts, and the suite then stops too.
+        var forwarded: Int32?
         while !queue.isEmpty || !running.isEmpty {
+            if forwarded == nil, let sig = Interrupt.pending {
+                forwarded = sig
+                queue.removeAll()
+                for (_, p, _, _) in running where p.isRunning { kill(p.processIdentifier, sig) }
+            }
             while running.count < jobs, let c = queue.popFirst() {
                 let specPath = (specDir as NSString).appendingPathComponent(c.name + ".json")
                 try JSONEncoder().encode(c).write(to: URL(fileURLWithPath: specPath))
@@ -260,11 +302,17 @@ public final class SuiteRunner {
             if let i = running.firstIndex(where: { !$0.1.isRunning }) {
                 let (c, p, t, pipe) = running.remove(at: i)
                 let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                report(c, Date().timeIntervalSince(t), p.terminationStatus == 0 ? nil : "exit \(p.terminationStatus): \(err.trimmingCharacters(in: .whitespacesAndNewlines))")
+                if let sig = forwarded, p.terminationReason == .exit, p.terminationStatus == 128 + sig {
+                    out("cell \(c.name): \(Interrupted(signal: sig)); \(checkpoint(c).exists ? "its checkpoint is kept" : "it had no finished task yet")")
+                    continue
+                }
+                let status = p.terminationReason == .uncaughtSignal ? "killed by signal \(p.terminationStatus)" : "exit \(p.terminationStatus)"
+                report(c, Date().timeIntervalSince(t), p.terminationStatus == 0 && p.terminationReason == .exit ? nil : "\(status): \(err.trimmingCharacters(in: .whitespacesAndNewlines))")
             } else {
                 usleep(50_000)
             }
         }
+        if let sig = forwarded { throw Interrupted(signal: sig) }
     }
 
     /// One row per cell with its headline metrics (from the result files on disk).

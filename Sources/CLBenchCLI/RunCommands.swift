@@ -23,6 +23,10 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try compute.apply()
         compute.adviseOnBLASKernel()
+        try stoppingOnSignals { try runCell() }
+    }
+
+    func runCell() throws {
         let (suiteFile, _) = try SuiteFile.load(suite)
         var backbone = suiteFile.backbone
         if let checkpoint { backbone = BackboneSpec(checkpoint: checkpoint) }
@@ -70,7 +74,9 @@ struct SuiteCommand: ParsableCommand {
         let runner = try SuiteRunner(suite: suiteFile, registry: CLBenchCLI.registry, outDir: out ?? "runs/\(suiteFile.name)",
                                      dataRoot: DatasetCatalog.dataRoot(data), jobs: jobs, shard: shard)
         if list { runner.statusLines().forEach(writeLine); return }
-        let summary = try runner.run()
+        var summary: SuiteRunner.Summary?
+        try stoppingOnSignals { summary = try runner.run() }
+        guard let summary else { return }
         if !summary.failed.isEmpty {
             FileHandle.standardError.write(Data(("failed cells:\n" + summary.failed.joined(separator: "\n") + "\n").utf8))
             throw ExitCode(1)
@@ -91,7 +97,18 @@ struct RunCellCommand: ParsableCommand {
     func run() throws {
         try compute.apply()
         let cell = try JSONDecoder().decode(CellSpec.self, from: Data(contentsOf: URL(fileURLWithPath: spec)))
-        try CellExecutor.run(cell, dataRoot: data, outDir: out, registry: CLBenchCLI.registry, suite: suiteName)
+        try stoppingOnSignals { try CellExecutor.run(cell, dataRoot: data, outDir: out, registry: CLBenchCLI.registry, suite: suiteName) }
+    }
+}
+
+/// Runs `body` with SIGTERM and SIGINT turned into a stop between steps (`Interrupt`): the task in
+/// progress is abandoned, the last finished task's checkpoint stays, and the command exits with
+/// 128 + the signal (143, 130), as if the signal had killed it.
+func stoppingOnSignals(_ body: () throws -> Void) throws {
+    Interrupt.install()
+    do { try body() } catch let e as Interrupted {
+        FileHandle.standardError.write(Data("clbench: \(e): stopped; finished tasks are checkpointed, and running the same command again continues from there\n".utf8))
+        throw ExitCode(e.exitStatus)
     }
 }
 

@@ -16,6 +16,17 @@ public struct RNG: RandomNumberGenerator, Sendable {
         s0 = RNG.splitMix(&sm); s1 = RNG.splitMix(&sm); s2 = RNG.splitMix(&sm); s3 = RNG.splitMix(&sm)
     }
 
+    /// The whole generator, its key then its four state words, for checkpoints: `init(stateWords:)`
+    /// gives back a generator that continues exactly where this one is (`Tensor.encoding(_:)` stores
+    /// it in a method's `state()`).
+    public var stateWords: [UInt64] { [key, s0, s1, s2, s3] }
+
+    /// The generator saved as `stateWords`. Throws unless there are exactly five words.
+    public init(stateWords w: [UInt64]) throws {
+        guard w.count == 5 else { throw TensorError.countMismatch(op: "RNG(stateWords:)", shape: [5], count: w.count) }
+        key = w[0]; s0 = w[1]; s1 = w[2]; s2 = w[3]; s3 = w[4]
+    }
+
     /// An independent child stream identified by `label` (e.g. "data-order", "task-3").
     public func split(_ label: String) -> RNG {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325 // FNV-1a over the label's UTF-8 bytes

@@ -44,7 +44,8 @@ final class SlurmTests: XCTestCase {
                            time: "01:00:00", cpusPerTask: 4, mem: "8G", executable: "/opt/clbench")
         let s = try job.script()
         for line in ["#SBATCH --array=0-2", "#SBATCH --cpus-per-task=4", "#SBATCH --partition=cpu", "#SBATCH --time=01:00:00", "#SBATCH --mem=8G",
-                     "threads=${SLURM_CPUS_PER_TASK:-4}", "exec '/opt/clbench' suite '/s/tiny.yaml'",
+                     "#SBATCH --signal=B:TERM@120", "#SBATCH --requeue", "#SBATCH --open-mode=append",
+                     "threads=${SLURM_CPUS_PER_TASK:-4}", "\n'/opt/clbench' suite '/s/tiny.yaml'", "scontrol requeue \"${SLURM_JOB_ID}\"",
                      "--shard \"${SLURM_ARRAY_TASK_ID}/3\" --out '\(dir)' --data '/data' --threads \"$threads\""] {
             XCTAssertTrue(s.contains(line), "missing: \(line)\n\(s)")
         }
@@ -55,5 +56,48 @@ final class SlurmTests: XCTestCase {
         XCTAssertThrowsError(try bad.script())
         bad = job; bad.outDir = "/proc/forbidden/x"
         XCTAssertThrowsError(try bad.writeScript()) { e in XCTAssertTrue("\(e)".contains("not writable"), "\(e)") }
+    }
+
+    /// The script itself, without Slurm: SIGTERM to the batch shell (what `--signal=B:TERM` and
+    /// preemption send) reaches clbench, which stops within a step, keeps its last task's checkpoint
+    /// and exits 143; the script exits 143 too and requeues its array task (`scontrol`, faked here).
+    func testScriptPassesSIGTERMOnAndRequeuesItsArrayTask() throws {
+        guard let exe = CLITests.executable() else { throw XCTSkip("the clbench executable was not found beside the test binary") }
+        let dir = NSTemporaryDirectory() + "clbench-slurm-script-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/bin", withIntermediateDirectories: true)
+        try "#!/bin/sh\necho \"$@\" >> '\(dir)/scontrol.log'\n".write(toFile: dir + "/bin/scontrol", atomically: true, encoding: .utf8)
+        chmod(dir + "/bin/scontrol", 0o755)
+        try CellCheckpointTests.yaml(methods: "[finetune]", epochs: 400).write(toFile: dir + "/slow.yaml", atomically: true, encoding: .utf8)
+        let out = dir + "/out"
+        let script = try SlurmJob(suitePath: dir + "/slow.yaml", suiteName: "resume", outDir: out, dataRoot: dir, shards: 1, executable: exe).writeScript()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [script]
+        var env = ProcessInfo.processInfo.environment
+        env["PATH"] = dir + "/bin:" + (env["PATH"] ?? "/usr/bin:/bin")
+        env["SLURM_ARRAY_TASK_ID"] = "0"; env["SLURM_JOB_ID"] = "4242"; env["SLURM_CPUS_PER_TASK"] = "1"
+        p.environment = env
+        _ = FileManager.default.createFile(atPath: dir + "/job.out", contents: nil)
+        p.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir + "/job.out"))
+        p.standardError = p.standardOutput
+        try p.run()
+        let checkpoint = CellCheckpoint(outDir: out, cell: "synthetic__finetune__s0")
+        let deadline = Date().addingTimeInterval(120)
+        while checkpoint.taskDirectories().isEmpty {
+            guard p.isRunning, Date() < deadline else { p.terminate(); throw XCTSkip("no checkpoint in time: \((try? String(contentsOfFile: dir + "/job.out", encoding: .utf8)) ?? "")") }
+            usleep(5_000)
+        }
+        let sent = Date()
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        let log = try String(contentsOfFile: dir + "/job.out", encoding: .utf8)
+        XCTAssertEqual(p.terminationStatus, 143, log)
+        XCTAssertLessThan(Date().timeIntervalSince(sent), 3, log)
+        XCTAssertEqual(try String(contentsOfFile: dir + "/scontrol.log", encoding: .utf8), "requeue 4242\n", log)
+        XCTAssertTrue(log.contains("interrupted by SIGTERM") && log.contains("requeueing array task 0 (job 4242)"), log)
+        guard case let .saved(meta, directory) = checkpoint.find() else { return XCTFail("no checkpoint kept: \(log)") }
+        XCTAssertNoThrow(try checkpoint.loadState(meta, directory: directory))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/synthetic__finetune__s0.json.zst"))
     }
 }

@@ -89,8 +89,28 @@ public final class HalfFineTuning: ContinualMethod {
     }
 
     var matrices: [Parameter] { model.blocks.flatMap { [$0.qkvW, $0.qkvB, $0.projW, $0.projB, $0.fc1W, $0.fc1B, $0.fc2W, $0.fc2B] } }
-    public func state() -> [String: Tensor] { namedValues(matrices + classifier.head.parameters) }
-    public func restore(_ state: [String: Tensor]) throws { try restoreValues(matrices + classifier.head.parameters, from: state, method: Self.name) }
+    /// Every block's matrices and biases, the head, and the last task's mask (`hft.selection`: per
+    /// block, the indices in `AdapterTarget.allCases` of its trained targets). The next task draws its
+    /// own mask from the seed (`beginTask`), so nothing random carries across tasks.
+    public func state() -> [String: Tensor] {
+        var s = namedValues(matrices + classifier.head.parameters)
+        s["hft.selection"] = try! Tensor(shape: [selection.count, selection.first?.count ?? 0],
+                                         values: selection.flatMap { $0.map { Float(AdapterTarget.allCases.firstIndex(of: $0)!) } })
+        return s
+    }
+    public func restore(_ state: [String: Tensor]) throws {
+        try restoreValues(matrices + classifier.head.parameters, from: state, method: Self.name)
+        if let m = state["hft.selection"], m.rank == 2 {
+            let cases = AdapterTarget.allCases, width = m.shape[1]
+            selection = try (0..<m.shape[0]).map { b in
+                try (0..<width).map { i in
+                    let j = Int(m[b * width + i])
+                    guard cases.indices.contains(j) else { throw MethodError("method '\(Self.name)': saved selection holds \(m[b * width + i])") }
+                    return cases[j]
+                }
+            }
+        }
+    }
     public var parameterCounts: (trainable: Int, stored: Int) {
         let n = (matrices + classifier.head.parameters).reduce(0) { $0 + $1.value.count }
         return (n, n)

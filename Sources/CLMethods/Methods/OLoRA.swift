@@ -53,11 +53,17 @@ public final class OLoRA: ContinualMethod {
     var sites: [LoRASite] { model.blocks.flatMap { b in targets.compactMap { b.lora[$0] } } }
 
     public func beginTask(_ task: TaskInfo) throws {
-        for b in current { b.a.setTrainable(false); b.b.setTrainable(false) }
-        current = try addLoRA(model, bank: "task\(task.index)", targets: targets, rank: options.rank, alpha: options.alpha,
-                              dropout: options.lora_dropout, rng: &rng)
+        try addBanks(task: task.index)
         classifier.beginTask(parameters: current.flatMap { [$0.a, $0.b] }, lr: options.lr, headLR: options.head_lr, weightDecay: 0,
                              totalSteps: task.totalSteps, warmupSteps: options.warmup_steps)
+    }
+
+    /// Freezes the previous task's banks and adds task k's (what `beginTask` does, and `restore` for
+    /// every task of a saved state).
+    func addBanks(task k: Int) throws {
+        for b in current { b.a.setTrainable(false); b.b.setTrainable(false) }
+        current = try addLoRA(model, bank: "task\(k)", targets: targets, rank: options.rank, alpha: options.alpha,
+                              dropout: options.lora_dropout, rng: &rng)
     }
 
     /// lambda1 * sum over sites and old banks of sum |A_old A_new^T|, plus lambda2 * sum ||new||_2;
@@ -108,9 +114,27 @@ public final class OLoRA: ContinualMethod {
     }
 
     var allBankParameters: [Parameter] { sites.flatMap { $0.banks.flatMap { [$0.a, $0.b] } } }
-    public func state() -> [String: Tensor] { namedValues(allBankParameters + classifier.head.parameters) }
+    /// Tasks begun so far: one bank per task at every site.
+    var taskCount: Int { sites.first?.banks.count ?? 0 }
+
+    /// Every task's banks (A, B), the head, the number of tasks (`olora.tasks`) and the RNG that
+    /// initialises the next task's A (`olora.rng`, encoded exactly).
+    public func state() -> [String: Tensor] {
+        var s = namedValues(allBankParameters + classifier.head.parameters)
+        s["olora.tasks"] = Tensor.encoding([UInt64(taskCount)])
+        s["olora.rng"] = Tensor.encoding(rng)
+        return s
+    }
+
+    /// Rebuilds the banks of the saved tasks the way `beginTask` adds them (so earlier banks are
+    /// frozen and the last is the current one), then copies every saved value in.
     public func restore(_ state: [String: Tensor]) throws {
+        guard let n = state["olora.tasks"], let r = state["olora.rng"] else { throw MethodError("method '\(Self.name)': saved state lacks 'olora.tasks' or 'olora.rng'") }
+        let tasks = Int(try n.decodedWords().first ?? 0)
+        guard taskCount <= tasks else { throw MethodError("method '\(Self.name)': the saved state has \(tasks) tasks, this instance \(taskCount)") }
+        for k in taskCount..<tasks { try addBanks(task: k) }
         try restoreValues(allBankParameters + classifier.head.parameters, from: state, method: Self.name)
+        rng = try r.decodedRNG()
     }
     public var parameterCounts: (trainable: Int, stored: Int) {
         let n = (allBankParameters + classifier.head.parameters).reduce(0) { $0 + $1.value.count }

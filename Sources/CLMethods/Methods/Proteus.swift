@@ -514,11 +514,13 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
             put(key + ".scales", m.covariance == .full ? [m.count, d, d] : [m.count, d], m.scales)
         }
         put("proteus.tasks", [1], [Double(coefficients.count)])
+        s["proteus.rng"] = Tensor.encoding(rng)
         for (k, c) in coefficients.enumerated() {
             let p = "proteus.task\(k)"
             if k > 0 { s[p + ".coefficients"] = c }
             putMixture(p + ".signature", signatures[k].mixture)
             put(p + ".signature.norm", [2], [signatures[k].mean, signatures[k].std])
+            s[p + ".signature.fit"] = Tensor.encoding([UInt64(signatures[k].iterations), signatures[k].converged ? 1 : 0])
             let h = heads[k]
             s[p + ".lda.weights"] = try! Tensor(shape: [h.classes.count, h.dim], values: h.weights)
             s[p + ".lda.bias"] = try! Tensor(shape: [h.classes.count], values: h.bias)
@@ -531,8 +533,9 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         }
         let pairs = separations.keys.sorted { ($0.j, $0.i) < ($1.j, $1.i) }
         if !pairs.isEmpty {
-            s["proteus.separations"] = try! Tensor(shape: [pairs.count, 5], values: pairs.flatMap { p in
-                [Float(p.i), Float(p.j), Float(separations[p]!.delta), Float(separations[p]!.coefficient), Float(separations[p]!.kappa)]
+            // Exact (the diagnostics of later tasks repeat them): i, j, delta, coefficient, kappa per pair.
+            s["proteus.separations"] = Tensor.encoding(pairs.flatMap { p in
+                [Double(p.i), Double(p.j), separations[p]!.delta, separations[p]!.coefficient, separations[p]!.kappa]
             })
         }
         return s
@@ -567,7 +570,9 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
             let p = "proteus.task\(k)"
             coefficients.append(k > 0 ? try need(p + ".coefficients").clone() : Tensor(shape: [groupCount, 0]))
             let norm = try doubles(p + ".signature.norm")
-            signatures.append(Signature(mixture: try mixture(p + ".signature"), mean: norm[0], std: norm[1]))
+            let fit = try state[p + ".signature.fit"]?.decodedWords() ?? [0, 1]
+            signatures.append(Signature(mixture: try mixture(p + ".signature"), mean: norm[0], std: norm[1],
+                                        iterations: Int(fit.first ?? 0), converged: fit.count < 2 || fit[1] != 0))
             let w = try need(p + ".lda.weights")
             heads.append(LDAHead(classes: try doubles(p + ".lda.classes").map { Int($0) }, dim: d, weights: w.toArray(),
                                  bias: try need(p + ".lda.bias").toArray()))
@@ -577,12 +582,15 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
                                             moments: moments))
             }
         }
-        if let sep = state["proteus.separations"] {
-            for r in 0..<sep.shape[0] {
+        if let t = state["proteus.separations"] {
+            let sep = try t.decodedDoubles()
+            guard sep.count % 5 == 0 else { throw MethodError("method 'proteus': saved separations hold \(sep.count) values, not 5 per pair") }
+            for r in 0..<(sep.count / 5) {
                 separations[Pair(i: Int(sep[r * 5]), j: Int(sep[r * 5 + 1]))] =
-                    Separation(delta: Double(sep[r * 5 + 2]), coefficient: Double(sep[r * 5 + 3]), kappa: Double(sep[r * 5 + 4]))
+                    Separation(delta: sep[r * 5 + 2], coefficient: sep[r * 5 + 3], kappa: sep[r * 5 + 4])
             }
         }
+        if let r = state["proteus.rng"] { rng = try r.decodedRNG() }
     }
 
     public var parameterCounts: (trainable: Int, stored: Int) {

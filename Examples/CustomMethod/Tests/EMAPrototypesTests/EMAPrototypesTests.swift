@@ -100,13 +100,43 @@ final class EMAPrototypesTests: XCTestCase {
         let p = try m.predict(b1, seen: task, taskHint: nil)
         XCTAssertEqual(p.classes, [0, 1, 2, 3])
         XCTAssertEqual(p.scores.shape, [3, 4])
-        XCTAssertEqual(p.scores.data[2], cosine(try backbone.forward(.images(b1.images)), row: 0, m.prototypes, 2) / 0.1, accuracy: 1e-4)
+        XCTAssertEqual(p.scores.data[2], cosine(try backbone.forward(b1.inputs), row: 0, m.prototypes, 2) / 0.1, accuracy: 1e-4)
         let copy = try EMAPrototypes(context: MethodContext(backbone: backbone, rng: RNG(seed: 0), classCount: 4), options: options)
         try copy.restore(m.state())
         XCTAssertTrue(copy.prototypes.bitwiseEqual(m.prototypes))
         XCTAssertEqual(copy.updates, m.updates)
         XCTAssertEqual(m.parameterCounts.trainable, 0)
         XCTAssertEqual(m.parameterCounts.stored, 4 * 32)
+    }
+
+    /// Resuming: a cell stopped after task 2 (the way SIGTERM stops it: at the next batch) leaves a
+    /// checkpoint holding `state()`; run again, it restores a fresh instance from it and ends exactly
+    /// where an uninterrupted run ends. This is what `state()` and `restore(_:)` must make true.
+    func testResumesFromItsCheckpointBitwise() throws {
+        let registry = try CLBenchCLI.makeRegistry(extraMethods: [registration])
+        let cell = try CellExecutor.resolve(method: "ema-proto", overrides: ["momentum": .number(0.8)], scenario: "synthetic", seed: 0,
+                                            backbone: BackboneSpec(scratch: ScratchViT(imageSize: 16, patchSize: 4, dim: 32, depth: 2, heads: 2, mlpDim: 64)),
+                                            schedule: TrainingSchedule(epochs: 2, batchSize: 16, evalBatchSize: 64), registry: registry)
+        let dir = NSTemporaryDirectory() + "ema-proto-resume-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir); Interrupt.clear() }
+        let whole = try CellExecutor.run(cell, dataRoot: dir, outDir: dir + "/whole", registry: registry)
+        XCTAssertThrowsError(try CellExecutor.run(cell, dataRoot: dir, outDir: dir + "/stopped", registry: registry) { line in
+            if line.hasPrefix("task 2/") { Interrupt.request(SIGTERM) }
+        }) { e in XCTAssertTrue(e is Interrupted, "\(e)") }
+        Interrupt.clear()
+        var log: [String] = []
+        let resumed = try CellExecutor.run(cell, dataRoot: dir, outDir: dir + "/stopped", registry: registry) { log.append($0) }
+        XCTAssertTrue(log.contains { $0.hasPrefix("checkpoint: resuming after task 2/5") }, "\(log)")
+        XCTAssertFalse(log.contains { $0.hasPrefix("task 2/5") }, "tasks 1 and 2 are not run again")
+        // Everything but timing, exactly.
+        func exact(_ r: ResultFile) throws -> String {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            let timing: Set<String> = ["train_seconds", "eval_seconds", "train_samples_per_second", "peak_rss_mib", "total_seconds"]
+            return String(decoding: try enc.encode(r.matrices), as: UTF8.self) + String(decoding: try enc.encode(r.diagnostics), as: UTF8.self)
+                + String(decoding: try enc.encode(r.metrics.filter { !timing.contains($0.key) }), as: UTF8.self)
+        }
+        XCTAssertEqual(try exact(resumed), try exact(whole))
     }
 
     func cosine(_ f: Tensor, row r: Int, _ protos: Tensor, _ c: Int) -> Float {
