@@ -56,8 +56,8 @@ public enum CellExecutor {
             guard scenario.modality == "texts", let tokenizer else {
                 throw MethodError("scenario '\(scenario.name)' holds \(scenario.modality), but the backbone embeds \(model.frontEnd.inputKind); use an image backbone (a ViT checkpoint or backbone.scratch)")
             }
-            guard maxLength <= (model.frontEnd as? TextEmbedding)?.config.maxPositions ?? maxLength else {
-                throw MethodError("backbone.max_length \(maxLength) exceeds the model's \((model.frontEnd as! TextEmbedding).config.maxPositions) positions")
+            if let text = model.frontEnd as? TextEmbedding, maxLength > text.config.maxPositions {
+                throw MethodError("backbone.max_length \(maxLength) exceeds the model's \(text.config.maxPositions) positions")
             }
             return try PreparedScenario(scenario, tokenizer: tokenizer, maxLength: maxLength)
         }

@@ -27,12 +27,6 @@ public struct TokenBatch: Sendable, Equatable {
         for (b, s) in sequences.enumerated() { for (j, t) in s.enumerated() { ids[b * l + j] = t } }
         self.init(ids: ids, lengths: sequences.map(\.count), length: l)
     }
-
-    /// The rows `range` of this batch, keeping the padded length.
-    public func slice(_ range: Range<Int>) -> TokenBatch {
-        TokenBatch(ids: Array(ids[(range.lowerBound * length)..<(range.upperBound * length)]), lengths: Array(lengths[range]),
-                   length: length, typeIds: typeIds.map { Array($0[(range.lowerBound * length)..<(range.upperBound * length)]) })
-    }
 }
 
 /// What a backbone consumes: a batch of images or of token ids. Methods, batches and the runner pass

@@ -232,17 +232,17 @@ public final class Transformer {
     private func finish(_ ws: Workspace, batch: Int) -> Tensor {
         let d = config.dim
         let k = ws.pooledPerSample
+        // Without a final norm (BERT) the pooled rows are used as they are, not copied.
+        let normed = normW == nil ? ws.pooledRows : ws.pooledNorm
         if let normW, let normB {
             LayerNorm.forward(out: ws.pooledNorm.data, mean: ws.normMean.data, rstd: ws.normRstd.data, inp: ws.pooledRows.data,
                               weight: normW.value.data, bias: normB.value.data, rows: batch * k, dim: d, eps: config.layerNormEps)
-        } else {
-            ws.pooledNorm.copyValues(ws.pooledRows)
         }
-        if k == 1 { ws.features.copyValues(ws.pooledNorm) } else {
+        if k == 1 { ws.features.copyValues(normed) } else {
             ws.features.zero()
             for b in 0..<batch {
                 let n = ws.pooledCount(sample: b)
-                for j in 0..<n { for i in 0..<d { ws.features.data[b * d + i] += ws.pooledNorm.data[(b * k + j) * d + i] / Float(n) } }
+                for j in 0..<n { for i in 0..<d { ws.features.data[b * d + i] += normed.data[(b * k + j) * d + i] / Float(n) } }
             }
         }
         ws.ready = true
@@ -294,19 +294,20 @@ public final class Transformer {
                 if j < n { for i in 0..<d { row[i] = dFeatures.data[b * d + i] / Float(n) } } else { row.update(repeating: 0, count: d) }
             }
         }
+        // The gradient at the pooled rows: through the final norm, or dPooled itself without one.
+        var dRows = ws.pooledGrad
         if let normW {
+            dRows = ws.pooledRowsGrad
             ws.pooledRowsGrad.zero()
             LayerNorm.backward(dinp: ws.pooledRowsGrad.data, dweight: normW.grad?.data, dbias: normB!.grad?.data, dout: ws.pooledGrad.data,
                                inp: ws.pooledRows.data, weight: normW.value.data, mean: ws.normMean.data, rstd: ws.normRstd.data,
                                rows: batch * k, dim: d)
-        } else {
-            ws.pooledRowsGrad.copyValues(ws.pooledGrad)
         }
         if first >= blocks.count { return }
         var dOut = g.dX[0]
         dOut.zero()
         let firstRow = ws.firstPooledRow
-        for b in 0..<batch { (dOut.data + (b * t + firstRow) * d).update(from: ws.pooledRowsGrad.data + b * k * d, count: k * d) }
+        for b in 0..<batch { (dOut.data + (b * t + firstRow) * d).update(from: dRows.data + b * k * d, count: k * d) }
         var flip = 1
         for i in stride(from: blocks.count - 1, through: max(first, 0), by: -1) {
             let blockInput = i == 0 ? UnsafePointer(ws.x0.data) : UnsafePointer(ws.buffers(for: i - 1).out.data)
