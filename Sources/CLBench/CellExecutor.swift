@@ -29,6 +29,12 @@ public enum CellExecutor {
         guard (backbone.checkpoint == nil) != (backbone.scratch == nil) else {
             throw MethodError("backbone: give exactly one of 'checkpoint' (a path) or 'scratch' (an architecture)")
         }
+        if let n = backbone.pretrainPerClass {
+            guard n >= 1 else { throw MethodError("backbone.pretrain_per_class must be at least 1, got \(n)") }
+            guard backbone.scratch != nil, (backbone.pretrainEpochs ?? 0) > 0 else {
+                throw MethodError("backbone.pretrain_per_class needs 'scratch' and pretrain_epochs > 0 (it chooses what a scratch backbone pretrains on)")
+            }
+        }
         guard schedule.epochs >= 0, schedule.batchSize >= 1, schedule.evalBatchSize >= 1 else {
             throw MethodError("schedule: epochs must be >= 0, batch_size and eval_batch_size >= 1")
         }
@@ -123,17 +129,20 @@ public enum CellExecutor {
         let prepared = try b.prepare(scenario)
         var rng = RNG(seed: spec.seed).split("pretrain")
         let task = scenario.tasks[0]
+        let records = try spec.backbone.pretrainPerClass.map {
+            try scenario.heldOutTraining(task: 0, perClass: $0, option: "backbone.pretrain_per_class")
+        } ?? task.train
         // The same supervised step the methods use: cross-entropy over the first task's classes.
         let classifier = Classifier(model: b.model, classCount: scenario.classCount, rng: &rng)
         b.model.setTrainable { _ in true }
-        let steps = epochs * ((task.train.count + spec.schedule.batchSize - 1) / spec.schedule.batchSize)
+        let steps = epochs * ((records.count + spec.schedule.batchSize - 1) / spec.schedule.batchSize)
         let lr = spec.backbone.pretrainLR ?? 1e-3
         classifier.beginTask(parameters: b.model.parameters, lr: lr, headLR: lr, weightDecay: 0.05, totalSteps: steps,
                              warmupSteps: min(steps / 10, 100))
         var step = 0, lastLoss: Float = 0
         for epoch in 0..<epochs {
             var order = rng.split("epoch\(epoch)")
-            let refs = order.permutation(task.train.count).map { task.train[$0] }
+            let refs = order.permutation(records.count).map { records[$0] }
             var i = 0
             while i < refs.count {
                 try Interrupt.check()
@@ -143,7 +152,7 @@ public enum CellExecutor {
                                                labelSmoothing: 0, clipNorm: nil)["ce"] ?? 0
                 step += 1; i = j
             }
-            log("backbone: pretraining epoch \(epoch + 1)/\(epochs) on task 0, loss \(String(format: "%.3f", lastLoss))")
+            log("backbone: pretraining epoch \(epoch + 1)/\(epochs) on task 0's classes (\(records.count) records), loss \(String(format: "%.3f", lastLoss))")
         }
         b.model.setTrainable { _ in false }
         if let cached {

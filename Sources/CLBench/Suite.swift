@@ -267,6 +267,7 @@ public final class SuiteRunner {
             try runInProcesses(todo, report: report)
         }
         out(summaryTable())
+        guide(seconds: Date().timeIntervalSince(start)).forEach(out)
         return Summary(ran: todo.count - failed.count, skipped: skipped, failed: failed)
     }
 
@@ -313,6 +314,27 @@ public final class SuiteRunner {
             }
         }
         if let sig = forwarded { throw Interrupted(signal: sig) }
+    }
+
+    /// What the table is, for a reader who has not read the suite file: each scenario in a line,
+    /// which rows are upper bounds (methods that train on earlier tasks' data), and where the
+    /// result files are with ready commands for the tables and figures.
+    public func guide(seconds: Double) -> [String] {
+        var lines = [String(format: "suite %@: %d cells in %@ (this run)", suite.name, cells.count, Self.duration(seconds))]
+        for name in suite.scenarios {
+            if let s = try? BuiltinScenarios.named(name) { lines.append("scenario \(name): \(s.summary)") }
+        }
+        let methods = Set(cells.map(\.method)).sorted()
+        let bounds = methods.filter { (try? registry.named($0))?.capabilities.usesPastData == true }
+        if !bounds.isEmpty {
+            lines.append("upper bound: \(bounds.joined(separator: ", ")) (trains on every task's data seen so far); "
+                         + "every other method sees only the current task's data")
+        }
+        let folder = outDir.contains(" ") ? "'\(outDir)'" : outDir
+        lines.append("results: \(folder) (one .json.zst per cell; clbench inspect FILE shows one)")
+        lines.append("  clbench report table \(folder)                       # paper table (--format latex|csv)")
+        lines.append("  clbench report plot \(folder) --out \(folder)/plots    # accuracy curves and matrices as SVG")
+        return lines
     }
 
     /// One row per cell with its headline metrics (from the result files on disk).
