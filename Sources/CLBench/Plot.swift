@@ -320,12 +320,22 @@ public enum Plot {
         svg.text(subtitle, left, 44, size: 12, fill: "#555")
         func px(_ v: Double) -> Double { left + v / Double(tasks) * plotW }
 
-        func panel(top: Double, height h: Double, values: (TrainingSeries) -> [[Double?]], label: String, format: (Double) -> String) {
+        func panel(top: Double, height h: Double, values: (TrainingSeries) -> [[Double?]], label: String, format: (Double) -> String,
+                   logWhenSpread: Bool = false) {
             let all = series.flatMap { values($0).flatMap { $0.compactMap { $0 } } }
-            let lo = min(0, all.min() ?? 0)
-            let ys = ticks(lo, all.max() ?? 1)
-            let (y0, y1) = (ys.first!, ys.last!)
-            func py(_ v: Double) -> Double { top + h - (v - y0) / (y1 - y0) * h }
+            // Losses of different methods can lie orders of magnitude apart (a penalty among the named
+            // losses): then a log axis, so every curve keeps its shape.
+            let log = logWhenSpread && (all.min() ?? 0) > 0 && (all.max() ?? 0) / (all.min() ?? 1) >= 50
+            let ys: [Double]
+            if log {
+                let decades = Int(log10(all.min()!).rounded(.down))...Int(log10(all.max()!).rounded(.up))
+                ys = decades.flatMap { d in (decades.count <= 3 ? [1.0, 2, 5] : [1.0]).map { $0 * pow(10, Double(d)) } }
+                    .filter { $0 <= pow(10, Double(decades.upperBound)) }
+            } else {
+                ys = ticks(min(0, all.min() ?? 0), all.max() ?? 1)
+            }
+            let (y0, y1) = log ? (log10(ys.first!), log10(ys.last!)) : (ys.first!, ys.last!)
+            func py(_ v: Double) -> Double { top + h - ((log ? log10(v) : v) - y0) / (y1 - y0) * h }
             for v in ys {
                 svg.line(left, py(v), left + plotW, py(v), stroke: v == 0 ? "#444" : "#e3e3e3")
                 svg.line(left - 5, py(v), left, py(v), stroke: "#444")
@@ -334,16 +344,23 @@ public enum Plot {
             svg.line(left, top, left, top + h, stroke: "#444")
             svg.line(left, top + h, left + plotW, top + h, stroke: "#444")
             for t in 1..<max(tasks, 1) { svg.line(px(Double(t)), top, px(Double(t)), top + h, stroke: "#999", extra: "stroke-dasharray=\"4 3\"") }
-            svg.text(label, left - 56, top + h / 2, size: 12, anchor: .middle, rotate: -90)
+            svg.text(label + (log ? " (log scale)" : ""), left - 56, top + h / 2, size: 12, anchor: .middle, rotate: -90)
             for (k, s) in series.enumerated() {
                 let color = palette[k % palette.count]
                 let dash = k >= palette.count ? " stroke-dasharray=\"6 3\"" : ""
                 svg.body.append("<g class=\"series\" data-name=\"\(SVG.escape(s.name))\">")
                 let v = values(s)
                 let few = v.map(\.count).reduce(0, +) <= 60
+                var previous: (x: Double, y: Double)?
                 for (t, epochs) in v.enumerated() {
-                    // One line per task: the curves restart at each boundary (a fresh optimiser and schedule).
-                    let pts = epochs.enumerated().compactMap { e, y in y.map { "\(SVG.f(px(x(t, e, of: epochs.count)))),\(SVG.f(py($0)))" } }
+                    // One line per task: the curves restart at each boundary (a fresh optimiser and
+                    // schedule); a faint dotted link joins the tasks, so one-epoch tasks still read as a curve.
+                    let points = epochs.enumerated().compactMap { e, y in y.map { (x: px(x(t, e, of: epochs.count)), y: py($0)) } }
+                    if let p = previous, let q = points.first {
+                        svg.line(p.x, p.y, q.x, q.y, stroke: color, width: 1, extra: "stroke-dasharray=\"2 3\" stroke-opacity=\"0.6\"")
+                    }
+                    previous = points.last ?? previous
+                    let pts = points.map { "\(SVG.f($0.x)),\(SVG.f($0.y))" }
                     if pts.count > 1 {
                         svg.body.append("<polyline points=\"\(pts.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>")
                     }
@@ -356,7 +373,7 @@ public enum Plot {
                 svg.body.append("</g>")
             }
         }
-        panel(top: top, height: lossH, values: \.loss, label: "training loss", format: { String(format: "%.3g", $0) })
+        panel(top: top, height: lossH, values: \.loss, label: "training loss", format: { String(format: "%.3g", $0) }, logWhenSpread: true)
         panel(top: top + lossH + gap, height: lrH, values: \.lr, label: "learning rate", format: rate)
         // Task numbers above each panel's slots; epochs (or tasks) under the lower panel.
         let every = max(1, Int((Double(tasks) / 20).rounded(.up)))

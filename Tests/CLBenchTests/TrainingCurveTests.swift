@@ -215,6 +215,12 @@ final class TrainingCurveTests: XCTestCase {
         XCTAssertTrue(svg.contains("alpha, task 2, epoch 3: 0.9"), "tooltips carry the values")
         XCTAssertTrue(svg.contains("beta, task 1, epoch 1: 6e-3"), "the rate drawn is 'lr'")
 
+        XCTAssertFalse(c.text.contains("(log scale)"), "losses within a factor of 50 share a linear axis")
+        var big = ReportTests.result("big", metrics: ReportTests.m(0.5, 0.6, 0.1, 0.8))
+        big.training = Self.curve([[200, 150, 120], [180, 120, 90]])
+        let spread = parse(try XCTUnwrap(Plot.trainingCurves(scenario: "syn", results: [a, big], rows: ["alpha", "big"], order: ["alpha", "big"])))
+        XCTAssertTrue(spread.text.contains("training loss (log scale)"), "losses orders of magnitude apart: a log axis")
+
         // Rows with different epoch counts share the task slots; the axis is then numbered in tasks.
         var c1 = ReportTests.result("gamma", metrics: ReportTests.m(0.5, 0.6, 0.1, 0.8))
         c1.training = Self.curve([[2.0], [1.0]])
