@@ -141,10 +141,11 @@ public final class ProgressLine {
         switch event {
         case let .began(p):
             taskStart = t
-            if start == nil { start = (t, p.cellStep) }
+            let first = start == nil
+            if first { start = (t, p.cellStep) }
             // Lines: the first comes one interval after the start. Terminal: each task's first
             // redraw waits a redraw interval too, so its pace is not that of a single step.
-            if start!.time == t || mode == .terminal { lastWrite = t }
+            if first || mode == .terminal { lastWrite = t }
         case let .step(p):
             switch mode {
             case .terminal:
