@@ -170,9 +170,13 @@ public enum CellExecutor {
     /// configuration, resumes after its last finished task. A checkpoint it cannot use (another
     /// configuration hash or commit, corrupt, truncated) is reported through `log` and removed, and
     /// the cell starts over. The checkpoint is removed once the result file is written.
+    ///
+    /// `trainingProgress` is told where training is inside each task (`Runner.trainingProgress`: the
+    /// progress line of `run` and `suite --jobs 1`).
     @discardableResult
     public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry, suite: String? = nil,
-                           log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
+                           log: @escaping (String) -> Void = { _ in },
+                           trainingProgress: ((TrainingEvent) -> Void)? = nil) throws -> ResultFile {
         let start = Date()
         let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order, options: spec.scenarioOptions)
         let reg = try registry.named(spec.method)
@@ -193,6 +197,7 @@ public enum CellExecutor {
             let runner = try Runner(scenario: prepared!, method: method, capabilities: reg.capabilities, schedule: spec.schedule,
                                     normalize: (backbone.mean, backbone.std), seed: spec.seed)
             runner.progress = log
+            runner.trainingProgress = trainingProgress
             return (backbone, method, runner)
         }
         var (backbone, method, runner) = try build()
@@ -256,10 +261,10 @@ public enum CellExecutor {
             metrics: ResultFile.metrics(record, testSizes: testSizes, retrieves: reg.capabilities.retrievesTask)
                 .merging(["peak_rss_mib": Bench.peakRSSMiB(), "total_seconds": total]) { a, _ in a },
             parameters: ["trainable": counts.trainable, "stored": counts.stored],
-            diagnostics: record.diagnostics,
+            diagnostics: record.diagnostics, training: record.training,
             timing: .init(trainSeconds: record.trainSeconds, evalSeconds: record.evalSeconds, totalSeconds: total,
                           trainSamplesPerSecond: ResultFile.metrics(record, testSizes: testSizes, retrieves: false)["train_samples_per_second"] ?? 0,
-                          peakRSSMiB: Bench.peakRSSMiB()))
+                          peakRSSMiB: Bench.peakRSSMiB(), epochSeconds: record.epochSeconds))
         if let outDir { try result.write(to: (outDir as NSString).appendingPathComponent(spec.name + ".json.zst")) }
         checkpoint?.remove()
         return result

@@ -148,7 +148,12 @@ public final class SuiteRunner {
     public let shard: Shard?
     let registry: MethodRegistry
     let out: (String) -> Void
-    let interactive: Bool
+    /// Standard error is a terminal: the cell bar and the in-task progress line are redrawn in place there.
+    var interactive: Bool
+    /// With `jobs` 1 and standard error not a terminal: seconds between progress lines inside a
+    /// cell's tasks (`ProgressLine`), written to `out`. On a terminal the line is redrawn in place on
+    /// standard error instead; with more jobs there is none (the cells' lines would interleave).
+    public var progressInterval: Double = 30
 
     public init(suite: SuiteFile, registry: MethodRegistry, outDir: String, dataRoot: String, jobs: Int, shard: Shard? = nil,
                 out: @escaping (String) -> Void = writeLine) throws {
@@ -253,10 +258,15 @@ public final class SuiteRunner {
             out("cell \(finished)/\(todo.count) \(c.name): \(status)" + (finished < todo.count ? ", ETA \(Self.duration(eta))" : ""))
         }
         if jobs == 1 {
-            for c in todo {
+            for (k, c) in todo.enumerated() {
                 try Interrupt.check()
                 let t = Date()
-                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name); report(c, Date().timeIntervalSince(t), nil) } catch let e as Interrupted {
+                let line = ProgressLine.standardStreams(prefix: "cell \(k + 1)/\(todo.count) \(c.name)  ", terminal: interactive,
+                                                        interval: progressInterval, lines: out)
+                do {
+                    try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name, trainingProgress: line.handle)
+                    report(c, Date().timeIntervalSince(t), nil)
+                } catch let e as Interrupted {
                     out("cell \(c.name): \(e); \(checkpoint(c).exists ? "its checkpoint is kept" : "it had no finished task yet")")
                     throw e
                 } catch {
