@@ -14,12 +14,15 @@ public enum CellExecutor {
         let reg = try registry.named(method)
         let options = try reg.resolveOptions(overrides)
         let builtin = try BuiltinScenarios.named(scenario)
+        if let order, let known = builtin.orders, !known.contains(order) {
+            throw MethodError("scenario '\(scenario)': order \(order) is not one it knows (orders \(known.lowerBound)...\(known.upperBound))")
+        }
         if order != nil && !builtin.takesOrders {
             throw MethodError("scenario '\(scenario)' has a fixed class order, so no orders (scenarios that take them: \(BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ")))")
         }
         if let o = scenarioOptions {
-            guard builtin.buildWithOptions != nil else {
-                throw MethodError("scenario '\(scenario)' takes no scenario_options (scenarios that do: \(BuiltinScenarios.all.filter { $0.buildWithOptions != nil }.map(\.name).joined(separator: ", ")))")
+            guard builtin.takesOptions else {
+                throw MethodError("scenario '\(scenario)' takes no scenario_options (scenarios that do: \(BuiltinScenarios.all.filter(\.takesOptions).map(\.name).joined(separator: ", ")))")
             }
             for (k, v) in [("train_per_task", o.trainPerTask), ("test_per_task", o.testPerTask)] where (v ?? 1) < 1 {
                 throw MethodError("scenario_options: \(k) must be at least 1, got \(v!)")

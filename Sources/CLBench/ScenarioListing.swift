@@ -9,7 +9,7 @@ public enum ScenarioListing {
         for b in BuiltinScenarios.all {
             out += "\n\(b.name)\n  \(b.summary)\n"
             out += "  needs: \(b.needs.isEmpty ? "nothing (generated)" : b.needs.joined(separator: ", "))\n"
-            if b.takesOrders { out += "  orders: a suite's orders: [N, ...] seed its class permutation (one run per seed and order)\n" }
+            if b.takesOrders { out += "  orders: \(b.ordersMeaning)\n" }
             do {
                 let s = try b.build(root)
                 out += "  \(s.tasks.count) tasks, \(s.classCount) classes, fingerprint \(s.fingerprint.prefix(16))\n"

@@ -24,6 +24,14 @@ public struct BuiltinScenario: Sendable {
     public var buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil
     /// For scenarios that take record caps (`ScenarioOptions`): the scenario capped; nil for the others.
     public var buildWithOptions: (@Sendable (_ root: String, _ options: ScenarioOptions) throws -> Scenario)? = nil
+    /// For scenario families that take both (O-LoRA's orders 1-3 as one scenario, with record
+    /// caps): order and options, either possibly nil. When set, the two above are unused.
+    public var buildWithOrderAndOptions: (@Sendable (_ root: String, _ order: UInt64?, _ options: ScenarioOptions?) throws -> Scenario)? = nil
+    /// The orders the scenario knows, when not every number is one (a suite is checked against it
+    /// before anything runs); nil: any order seeds a permutation.
+    public var orders: ClosedRange<UInt64>? = nil
+    /// What a suite's `orders:` means for this scenario (`clbench list scenarios`).
+    public var ordersMeaning = "a suite's orders: [N, ...] seed its class permutation (one run per seed and order)"
 
     init(name: String, summary: String, needs: [String], build: @escaping @Sendable (_ root: String) throws -> Scenario,
          buildWithOrder: (@Sendable (_ root: String, _ order: UInt64) throws -> Scenario)? = nil,
@@ -33,11 +41,14 @@ public struct BuiltinScenario: Sendable {
     }
 
     /// Whether suites may list `orders:` for this scenario.
-    public var takesOrders: Bool { buildWithOrder != nil }
+    public var takesOrders: Bool { buildWithOrder != nil || buildWithOrderAndOptions != nil }
+    /// Whether suites may give `scenario_options` (record caps) for this scenario.
+    public var takesOptions: Bool { buildWithOptions != nil || buildWithOrderAndOptions != nil }
 
     /// The scenario, with the class order seeded by `order` when given (an error for a scenario
     /// without orders).
     public func scenario(root: String, order: UInt64?, options: ScenarioOptions? = nil) throws -> Scenario {
+        if let buildWithOrderAndOptions { return try buildWithOrderAndOptions(root, order, options) }
         if let options {
             guard let buildWithOptions else { throw DataError(path: name, message: "takes no scenario_options (record caps)") }
             guard order == nil else { throw DataError(path: name, message: "takes no orders") }
@@ -165,7 +176,7 @@ public enum BuiltinScenarios {
                         summary: "seeded synthetic clusters, 5 tasks x 2 classes, 16x16, no files needed (tests, retrieval-bound checks)",
                         needs: [], build: { _ in try ScenarioBuilder.synthetic() },
                         buildWithOrder: { _, order in try ScenarioBuilder.synthetic(classOrderSeed: order) }),
-    ] + (1...6).map(olora)
+    ] + (1...6).map(olora) + [oloraStandard]
 
     /// O-LoRA's task orders (its and N-LoRA's scripts): 1-3 the standard 4-task benchmark, 4-6 all 15 tasks.
     public static let oloraOrders: [Int: [String]] = [
@@ -188,6 +199,28 @@ public enum BuiltinScenarios {
         return BuiltinScenario(name: name, summary: summary, needs: ["cl-benchmark"], build: { root in try make(root, ScenarioOptions()) },
                                buildWithOptions: make)
     }
+
+    /// O-LoRA's standard benchmark as one scenario whose `orders:` are its task orders 1-3, so that
+    /// a suite's table pools the three orders into one column with an interval over them (O-LoRA and
+    /// its successors report the average over orders 1-3). Without orders: order 1.
+    static let oloraStandard: BuiltinScenario = {
+        let name = "olora-standard"
+        let summary = "O-LoRA's standard text benchmark as one scenario: dbpedia, amazon, yahoo, agnews in O-LoRA's orders 1-3 (a suite's orders: [1, 2, 3]; none: order 1); classes are (task, label) pairs; cl-benchmark/ under the data root; scenario_options cap records per task"
+        let make: @Sendable (String, UInt64?, ScenarioOptions?) throws -> Scenario = { root, order, options in
+            let o = Int(order ?? 1)
+            guard (1...3).contains(o), let tasks = oloraOrders[o] else {
+                throw DataError(path: name, message: "order \(order!) is not one of O-LoRA's standard orders 1, 2, 3 (orders 4-6 are olora-long-order4..6)")
+            }
+            return try ScenarioBuilder.textSequence(name: name, summary: "O-LoRA's standard text benchmark, order \(o): \(tasks.joined(separator: ", "))",
+                                                    root: (root as NSString).appendingPathComponent("cl-benchmark"), tasks: tasks,
+                                                    options: options ?? ScenarioOptions())
+        }
+        var b = BuiltinScenario(name: name, summary: summary, needs: ["cl-benchmark"], build: { root in try make(root, nil, nil) })
+        b.buildWithOrderAndOptions = make
+        b.ordersMeaning = "a suite's orders: [1, 2, 3] are O-LoRA's task orders (one run per seed and order)"
+        b.orders = 1...3
+        return b
+    }()
 
     public static func named(_ name: String) throws -> BuiltinScenario {
         guard let s = all.first(where: { $0.name == name }) else {

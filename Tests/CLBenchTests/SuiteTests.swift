@@ -36,6 +36,8 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(error(yaml(methods: "[all, ncm]")).contains("methods lists 'ncm' twice"), error(yaml(methods: "[all, ncm]")))
         XCTAssertTrue(error(yaml().replacingOccurrences(of: "[synthetic]", with: "[cifar1000]")).contains("unknown scenario; known:"))
         XCTAssertTrue(error(yaml(extra: "options: {lr: 0.1, bogus: 3}")).contains("shared option 'bogus' belongs to none"))
+        let olora = yaml().replacingOccurrences(of: "[synthetic]", with: "[olora-standard]") + "\norders: [1, 4]"
+        XCTAssertTrue(error(olora).contains("scenario 'olora-standard': order 4 is not one it knows (orders 1...3)"), error(olora))
         let perClass = yaml().replacingOccurrences(of: "mlp_dim: 32}", with: "mlp_dim: 32}\n  pretrain_per_class: 10")
         XCTAssertTrue(error(perClass).contains("backbone.pretrain_per_class needs 'scratch' and pretrain_epochs > 0"), error(perClass))
         XCTAssertTrue(error(perClass.replacingOccurrences(of: "pretrain_per_class: 10", with: "pretrain_per_class: 0\n  pretrain_epochs: 1"))

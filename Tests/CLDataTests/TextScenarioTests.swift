@@ -67,5 +67,21 @@ final class TextScenarioTests: XCTestCase {
         XCTAssertEqual(long.tasks.first?.name, "MNLI")
         XCTAssertEqual(long.sources[0].test.skipped, 131, "MNLI's '-' test records")
         XCTAssertThrowsError(try BuiltinScenarios.named("cifar100-smoke").scenario(root: shared, order: nil, options: ScenarioOptions(trainPerTask: 5)))
+        // The family: orders 1-3 are O-LoRA's task orders, each the same records as its named scenario.
+        let family = try BuiltinScenarios.named("olora-standard")
+        XCTAssertTrue(family.takesOrders && family.takesOptions)
+        let caps = ScenarioOptions(trainPerTask: 30, testPerTask: 20)
+        for o in 1...3 {
+            let f = try family.scenario(root: shared, order: UInt64(o), options: caps)
+            let named = try BuiltinScenarios.named("olora-order\(o)").scenario(root: shared, order: nil, options: caps)
+            XCTAssertEqual(f.tasks.map(\.name), BuiltinScenarios.oloraOrders[o])
+            XCTAssertEqual(f.tasks.map(\.train), named.tasks.map(\.train))
+            XCTAssertEqual(f.tasks.map(\.test), named.tasks.map(\.test))
+            XCTAssertEqual(f.classNames, named.classNames)
+        }
+        XCTAssertEqual(try family.scenario(root: shared, order: nil, options: caps).tasks.map(\.name), BuiltinScenarios.oloraOrders[1])
+        XCTAssertThrowsError(try family.scenario(root: shared, order: 4, options: caps)) { e in
+            XCTAssertTrue("\(e)".contains("order 4 is not one of O-LoRA's standard orders 1, 2, 3"), "\(e)")
+        }
     }
 }
