@@ -63,6 +63,9 @@ public protocol Backbone: AnyObject {
 }
 
 extension Backbone {
+    /// Inference features (`forward(_:training: false)`).
+    @discardableResult
+    public func forward(_ input: ModelInput) throws -> Tensor { try forward(input, training: false) }
     /// Every adapter block's weights and biases, block by block, target by target (what full
     /// fine-tuning trains; normalisation, embeddings and the stem stay out).
     public var blockWeights: [Parameter] {

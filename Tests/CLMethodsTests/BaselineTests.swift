@@ -136,6 +136,7 @@ final class RegularisedBaselineTests: XCTestCase {
                 case .out: return b.projW.value.toArray() + b.projB.value.toArray()
                 case .fc1: return b.fc1W.value.toArray() + b.fc1B.value.toArray()
                 case .fc2: return b.fc2W.value.toArray() + b.fc2B.value.toArray()
+                case .expand, .depthwise, .project, .head: return []
                 }
             }
             let before = backbone.blocks.map { b in AdapterTarget.allCases.map { part(b, $0) } }
