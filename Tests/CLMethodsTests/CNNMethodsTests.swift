@@ -50,6 +50,18 @@ final class CNNMethodsTests: XCTestCase {
         XCTAssertEqual(Set(ran), Set(MethodRegistry.builtin.methods.map(\.name)).subtracting(["l2p"]))
     }
 
+    func testASuiteCellOfL2POnACNNIsRefusedBeforeAnythingRuns() throws {
+        let schedule = TrainingSchedule(epochs: 1, batchSize: 8, evalBatchSize: 8, augment: .none)
+        XCTAssertThrowsError(try CellExecutor.resolve(method: "l2p", overrides: [:], scenario: "synthetic", seed: 0,
+                                                      backbone: BackboneSpec(checkpoint: Self.folder), schedule: schedule, registry: .builtin)) { e in
+            XCTAssertTrue("\(e)".contains("'l2p'") && "\(e)".contains("cnn backbone") && "\(e)".contains("input prompts"), "\(e)")
+        }
+        XCTAssertNoThrow(try CellExecutor.resolve(method: "ncm", overrides: [:], scenario: "synthetic", seed: 0,
+                                                  backbone: BackboneSpec(checkpoint: Self.folder), schedule: schedule, registry: .builtin))
+        XCTAssertNoThrow(try CellExecutor.resolve(method: "l2p", overrides: [:], scenario: "synthetic", seed: 0,
+                                                  backbone: BackboneSpec(checkpoint: TextFixture.folder), schedule: schedule, registry: .builtin))
+    }
+
     func testTransformerTargetsAreRefusedOnACNNByName() throws {
         let backbone = try EfficientNetCheckpoint.load(Self.folder).model
         let reg = try MethodRegistry.builtin.named("finetune")
