@@ -6,7 +6,7 @@ Writes, relative to the repo root:
   Tests/CLModelsTests/Fixtures/effnet-tiny/
     model.safetensors  a random EfficientNet-Lite built by `efficientnet_lite_pytorch` 0.1.0
                        (stem 32, blocks r1_k3_s11_e1_i32_o16, r2_k5_s22_e4_i16_o24,
-                       r2_k3_s11_e2_i24_o24, head 1280, ReLU6, no SE), its `state_dict` under the
+                       r2_k3_s11_e2_i24_o32, head 1280, ReLU6, no SE), its `state_dict` under the
                        package's names, batch-norm statistics randomised so folding is exercised.
                        No stage's first block keeps its width: the package decodes that block's stride
                        as a list ([1]), so its `stride == 1` test fails and it drops the residual
