@@ -33,6 +33,31 @@ public struct EfficientNetConfig: Equatable, Sendable {
         self.normalizeMean = normalizeMean; self.normalizeStd = normalizeStd
     }
 
+    /// EfficientNet-Lite0's architecture (../shared/weights/efficientnet-lite0/config.json), for
+    /// benchmarks and random networks of its shape.
+    public static func lite0(imageSize: Int = 224) -> EfficientNetConfig {
+        let s = [(3, 1, 32, 16, 1, 1), (3, 2, 16, 24, 6, 2), (5, 2, 24, 40, 6, 2), (3, 3, 40, 80, 6, 2), (5, 3, 80, 112, 6, 1),
+                 (5, 4, 112, 192, 6, 2), (3, 1, 192, 320, 6, 1)]
+        return EfficientNetConfig(imageSize: imageSize, stemFilters: 32, headFilters: 1280, stages: s.map {
+            Stage(kernel: $0.0, repeats: $0.1, inputFilters: $0.2, outputFilters: $0.3, expandRatio: $0.4, stride: $0.5)
+        }, classes: 1000)
+    }
+
+    /// Forward multiply-adds x 2 for one image of `size` x `size` (convolutions only; ReLU6, bias
+    /// and pooling are not counted).
+    public func forwardFLOPs(size: Int) -> Double {
+        var h = SamePadding(size: size, kernel: 3, stride: 2).out
+        var f = Double(h * h * stemFilters * inChannels * 9)
+        for b in blocks {
+            let o = SamePadding(size: h, kernel: b.kernel, stride: b.stride).out
+            if b.expanded != b.input { f += Double(h * h * b.input * b.expanded) }
+            f += Double(o * o * b.expanded * b.kernel * b.kernel) + Double(o * o * b.expanded * b.output)
+            h = o
+        }
+        f += Double(h * h * blocks.last!.output * headFilters)
+        return 2 * f
+    }
+
     /// The blocks one by one: (kernel, stride, input, expanded, output channels).
     public var blocks: [(kernel: Int, stride: Int, input: Int, expanded: Int, output: Int)] {
         stages.flatMap { s in

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import CLBench
 @testable import CLData
 @testable import CLModels
 @testable import CLTensor
@@ -26,52 +27,16 @@ final class EfficientNetFactTests: XCTestCase {
             for i in 0..<ds.count where seen[Int(ds.labels[i])] < perClass { seen[Int(ds.labels[i])] += 1; out.append(i) }
             return out
         }
-        /// L2-normalised features [n, dim] of images `idx`, resized to 224 like Pillow.
-        func features(_ ds: ImageDataset, _ idx: [Int]) throws -> [[Float]] {
-            let s = c.imageSize, batch = 50
-            var out: [[Float]] = []
-            for lo in stride(from: 0, to: idx.count, by: batch) {
-                let part = idx[lo..<min(lo + batch, idx.count)]
-                let x = Tensor(shape: [part.count, 3, s, s])
-                for (row, i) in part.enumerated() {
-                    let src = Array(ds.pixels[(i * ds.imageBytes)..<((i + 1) * ds.imageBytes)])
-                    let big = ImageResize.resize(src, channels: 3, height: ds.height, width: ds.width, toHeight: s, toWidth: s)
-                    for ch in 0..<3 {
-                        for p in 0..<(s * s) {
-                            x.data[(row * 3 + ch) * s * s + p] = (Float(big[ch * s * s + p]) / 255 - c.normalizeMean[ch]) / c.normalizeStd[ch]
-                        }
-                    }
-                }
-                let f = try model.forward(.images(x))
-                let d = f.shape[1]
-                for r in 0..<part.count {
-                    let v = Array(f.buffer[(r * d)..<((r + 1) * d)])
-                    let norm = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                    out.append(v.map { $0 / norm })
-                }
-            }
-            return out
-        }
         let train = try DatasetCatalog.open("cifar100", split: "train", root: data)
         let test = try DatasetCatalog.open("cifar100", split: "test", root: data)
         let trainIdx = firsts(train, 100), testIdx = firsts(test, 20)
         XCTAssertEqual(trainIdx.count, 10_000)
         XCTAssertEqual(testIdx.count, 2_000)
-        let fTrain = try features(train, trainIdx), fTest = try features(test, testIdx)
-        let d = c.headFilters
-        var means = [[Double]](repeating: [Double](repeating: 0, count: d), count: 100)
-        for (f, i) in zip(fTrain, trainIdx) { let k = Int(train.labels[i]); for j in 0..<d { means[k][j] += Double(f[j]) } }
-        for k in 0..<100 { let n = means[k].reduce(0) { $0 + $1 * $1 }.squareRoot(); means[k] = means[k].map { $0 / n } }
-        var correct = 0
-        for (f, i) in zip(fTest, testIdx) {
-            var best = -Double.infinity, arg = -1
-            for k in 0..<100 {
-                var dot = 0.0
-                for j in 0..<d { dot += means[k][j] * Double(f[j]) }
-                if dot > best { best = dot; arg = k }
-            }
-            if arg == Int(test.labels[i]) { correct += 1 }
+        func features(_ ds: ImageDataset, _ idx: [Int]) throws -> Tensor {
+            try Evaluation.imageFeatures(model, data: ds, indices: idx, size: c.imageSize, mean: c.normalizeMean, std: c.normalizeStd)
         }
+        let correct = Evaluation.nearestClassMeanCorrect(train: try features(train, trainIdx), trainLabels: trainIdx.map { train.labels[$0] },
+                                                         test: try features(test, testIdx), testLabels: testIdx.map { test.labels[$0] }, classes: 100)
         print(String(format: "EfficientNet-Lite0 NCM on CIFAR-100 at 224 px: %.2f %% (%d / 2000; PyTorch 52.20 %%), %.1f s",
                      Double(correct) / 20, correct, Date().timeIntervalSince(start)))
         XCTAssertEqual(correct, 1044)
