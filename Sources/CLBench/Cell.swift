@@ -13,6 +13,11 @@ public struct BackboneSpec: Codable, Sendable, Equatable {
     /// sees anything (the same for every method: it depends only on the seed and this spec).
     public var pretrainEpochs: Int?
     public var pretrainLR: Float?
+    /// Pretrain on this many training records per base class that no task trains on
+    /// (`Scenario.heldOutTraining`) instead of the first task's own training set: a backbone
+    /// pretrained on the base classes, from data the methods never see. nil (absent from the hash):
+    /// the first task's training set.
+    public var pretrainPerClass: Int?
     /// Text backbones: the longest input in word pieces ([CLS] and [SEP] included); longer texts are
     /// cut. nil means `defaultMaxLength`. (Absent from the configuration hash when nil, so image cells keep their hashes.)
     public var maxLength: Int?
@@ -21,12 +26,14 @@ public struct BackboneSpec: Codable, Sendable, Equatable {
     /// configuration hash when nil.
     public var imageSize: Int?
 
-    public init(checkpoint: String? = nil, scratch: ScratchViT? = nil, pretrainEpochs: Int? = nil, pretrainLR: Float? = nil, maxLength: Int? = nil) {
+    public init(checkpoint: String? = nil, scratch: ScratchViT? = nil, pretrainEpochs: Int? = nil, pretrainLR: Float? = nil, maxLength: Int? = nil,
+                pretrainPerClass: Int? = nil) {
         self.checkpoint = checkpoint; self.scratch = scratch; self.pretrainEpochs = pretrainEpochs; self.pretrainLR = pretrainLR
-        self.maxLength = maxLength
+        self.maxLength = maxLength; self.pretrainPerClass = pretrainPerClass
     }
     enum CodingKeys: String, CodingKey {
-        case checkpoint, scratch, pretrainEpochs = "pretrain_epochs", pretrainLR = "pretrain_lr", maxLength = "max_length", imageSize = "image_size"
+        case checkpoint, scratch, pretrainEpochs = "pretrain_epochs", pretrainLR = "pretrain_lr", maxLength = "max_length",
+             pretrainPerClass = "pretrain_per_class", imageSize = "image_size"
     }
 }
 

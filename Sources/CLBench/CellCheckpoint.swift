@@ -11,7 +11,7 @@ import Foundation
 /// - `state.safetensors`: the method's `state()` (Float32 tensors; what Float32 cannot hold is
 ///   stored exactly by `Tensor.encoding`);
 /// - `checkpoint.json`: the format version, the cell's name and configuration hash, the record so far
-///   (accuracy and retrieval matrices, forward-transfer rows, losses, timing, diagnostics), the
+///   (accuracy and retrieval matrices, forward-transfer rows, losses, training curves, timing, diagnostics), the
 ///   backbone's adapter-dropout RNG, the SHA-256 of the state file, and the commit and BLAS kernel
 ///   that wrote it.
 /// A new checkpoint is written into a temporary folder beside the old one and renamed into place
@@ -20,7 +20,8 @@ import Foundation
 /// augmentation come from streams derived by name per task and epoch.
 public struct CellCheckpoint {
     /// Bumped when the layout changes; a checkpoint of another format is discarded (the cell starts over).
-    public static let format = 1
+    /// 2: the record holds each task's training curves (`RunRecord.training`, `epochSeconds`).
+    public static let format = 2
     public static let stateFile = "state.safetensors", metaFile = "checkpoint.json"
 
     /// `checkpoint.json`.

@@ -37,6 +37,12 @@ public enum CellExecutor {
         guard (backbone.checkpoint == nil) != (backbone.scratch == nil) else {
             throw MethodError("backbone: give exactly one of 'checkpoint' (a path) or 'scratch' (an architecture)")
         }
+        if let n = backbone.pretrainPerClass {
+            guard n >= 1 else { throw MethodError("backbone.pretrain_per_class must be at least 1, got \(n)") }
+            guard backbone.scratch != nil, (backbone.pretrainEpochs ?? 0) > 0 else {
+                throw MethodError("backbone.pretrain_per_class needs 'scratch' and pretrain_epochs > 0 (it chooses what a scratch backbone pretrains on)")
+            }
+        }
         guard schedule.epochs >= 0, schedule.batchSize >= 1, schedule.evalBatchSize >= 1 else {
             throw MethodError("schedule: epochs must be >= 0, batch_size and eval_batch_size >= 1")
         }
@@ -145,17 +151,20 @@ public enum CellExecutor {
         let prepared = try b.prepare(scenario)
         var rng = RNG(seed: spec.seed).split("pretrain")
         let task = scenario.tasks[0]
+        let records = try spec.backbone.pretrainPerClass.map {
+            try scenario.heldOutTraining(task: 0, perClass: $0, option: "backbone.pretrain_per_class")
+        } ?? task.train
         // The same supervised step the methods use: cross-entropy over the first task's classes.
         let classifier = Classifier(model: b.model, classCount: scenario.classCount, rng: &rng)
         b.model.setTrainable { _ in true }
-        let steps = epochs * ((task.train.count + spec.schedule.batchSize - 1) / spec.schedule.batchSize)
+        let steps = epochs * ((records.count + spec.schedule.batchSize - 1) / spec.schedule.batchSize)
         let lr = spec.backbone.pretrainLR ?? 1e-3
         classifier.beginTask(parameters: b.model.parameters, lr: lr, headLR: lr, weightDecay: 0.05, totalSteps: steps,
                              warmupSteps: min(steps / 10, 100))
         var step = 0, lastLoss: Float = 0
         for epoch in 0..<epochs {
             var order = rng.split("epoch\(epoch)")
-            let refs = order.permutation(task.train.count).map { task.train[$0] }
+            let refs = order.permutation(records.count).map { records[$0] }
             var i = 0
             while i < refs.count {
                 try Interrupt.check()
@@ -165,7 +174,7 @@ public enum CellExecutor {
                                                labelSmoothing: 0, clipNorm: nil)["ce"] ?? 0
                 step += 1; i = j
             }
-            log("backbone: pretraining epoch \(epoch + 1)/\(epochs) on task 0, loss \(String(format: "%.3f", lastLoss))")
+            log("backbone: pretraining epoch \(epoch + 1)/\(epochs) on task 0's classes (\(records.count) records), loss \(String(format: "%.3f", lastLoss))")
         }
         b.model.setTrainable { _ in false }
         if let cached {
@@ -183,9 +192,13 @@ public enum CellExecutor {
     /// configuration, resumes after its last finished task. A checkpoint it cannot use (another
     /// configuration hash or commit, corrupt, truncated) is reported through `log` and removed, and
     /// the cell starts over. The checkpoint is removed once the result file is written.
+    ///
+    /// `trainingProgress` is told where training is inside each task (`Runner.trainingProgress`: the
+    /// progress line of `run` and `suite --jobs 1`).
     @discardableResult
     public static func run(_ spec: CellSpec, dataRoot: String, outDir: String?, registry: MethodRegistry, suite: String? = nil,
-                           log: @escaping (String) -> Void = { _ in }) throws -> ResultFile {
+                           log: @escaping (String) -> Void = { _ in },
+                           trainingProgress: ((TrainingEvent) -> Void)? = nil) throws -> ResultFile {
         let start = Date()
         let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order, options: spec.scenarioOptions)
         let reg = try registry.named(spec.method)
@@ -206,6 +219,7 @@ public enum CellExecutor {
             let runner = try Runner(scenario: prepared!, method: method, capabilities: reg.capabilities, schedule: spec.schedule,
                                     normalize: (backbone.mean, backbone.std), seed: spec.seed)
             runner.progress = log
+            runner.trainingProgress = trainingProgress
             return (backbone, method, runner)
         }
         var (backbone, method, runner) = try build()
@@ -269,10 +283,10 @@ public enum CellExecutor {
             metrics: ResultFile.metrics(record, testSizes: testSizes, retrieves: reg.capabilities.retrievesTask)
                 .merging(["peak_rss_mib": Bench.peakRSSMiB(), "total_seconds": total]) { a, _ in a },
             parameters: ["trainable": counts.trainable, "stored": counts.stored],
-            diagnostics: record.diagnostics,
+            diagnostics: record.diagnostics, training: record.training,
             timing: .init(trainSeconds: record.trainSeconds, evalSeconds: record.evalSeconds, totalSeconds: total,
                           trainSamplesPerSecond: ResultFile.metrics(record, testSizes: testSizes, retrieves: false)["train_samples_per_second"] ?? 0,
-                          peakRSSMiB: Bench.peakRSSMiB()))
+                          peakRSSMiB: Bench.peakRSSMiB(), epochSeconds: record.epochSeconds))
         if let outDir { try result.write(to: (outDir as NSString).appendingPathComponent(spec.name + ".json.zst")) }
         checkpoint?.remove()
         return result

@@ -22,6 +22,18 @@ public enum Inspect {
             s += "\nretrieval confusion after the last task (row = true task, column = retrieved)\n"
             s += conf.map { $0.map { String(format: "%6d", $0) }.joined() }.joined(separator: "\n") + "\n"
         }
+        if let training = r.training, training.contains(where: { !$0.epochs.isEmpty }) {
+            s += "\ntraining per epoch: loss (the mean of the named losses), each named loss, learning rates\n"
+            for (t, task) in training.enumerated() {
+                for e in task.epochs {
+                    func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+                    s += String(format: "  t%-3d e%-3d", t, e.epoch) + " loss \(num(e.loss))"
+                    s += "  (" + e.losses.keys.sorted().map { "\($0) \(num(e.losses[$0]!))" }.joined(separator: ", ") + ")"
+                    if let lr = e.lr { s += "  " + lr.keys.sorted().map { "\($0) " + String(format: "%.3g", lr[$0]!) }.joined(separator: ", ") }
+                    s += "\n"
+                }
+            }
+        }
         s += String(format: "\ntiming    total %.1f s, train %.1f s, eval %.1f s, %.0f train samples/s, peak RSS %.0f MiB\n", r.timing.totalSeconds,
                     r.timing.trainSeconds.reduce(0, +), r.timing.evalSeconds.reduce(0, +), r.timing.trainSamplesPerSecond, r.timing.peakRSSMiB)
         s += "parameters trainable \(r.parameters["trainable"] ?? 0), stored \(r.parameters["stored"] ?? 0)\n"

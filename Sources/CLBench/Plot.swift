@@ -60,39 +60,80 @@ struct SVG {
 /// - `cil-matrix-<result>.svg`: per row and scenario (its first run, normally seed 0), the final
 ///   class-incremental accuracy matrix as a heat map with the numbers in the cells;
 /// - `retrieval-<result>.svg`: for methods that retrieve the task (`matrices.retrieval`), the
-///   confusion of true and retrieved task after the last task, coloured by row share, counts in cells.
+///   confusion of true and retrieved task after the last task, coloured by row share, counts in cells;
+/// - `training-<scenario>.svg`: per scenario, each row's training loss per epoch (`EpochTraining.loss`)
+///   and learning rate, epoch after epoch across the tasks, task boundaries marked (results that
+///   record `training`).
 public enum Plot {
     /// Tableau 10; past ten methods the colours repeat with dashed lines.
     static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
 
-    /// Writes every figure into `outDir`; returns the paths written.
-    public static func writeAll(results: [ResultFile], outDir: String, methodOrder: [String] = []) throws -> [String] {
+    /// The figures `writeAll` can draw (`report plot --kind`).
+    public enum Kind: String, CaseIterable, Sendable {
+        /// `accuracy-<scenario>.svg`.
+        case accuracy
+        /// `cil-matrix-<result>.svg` and `retrieval-<result>.svg`.
+        case matrices
+        /// `training-<scenario>.svg`.
+        case training
+    }
+
+    /// The files written, and why figures asked for were not drawn.
+    public struct Written: Sendable {
+        public var paths: [String]
+        public var notes: [String]
+    }
+
+    /// Writes the figures of `kinds` into `outDir`. A scenario none of whose results records training
+    /// curves gets no training figure, only a note; when training curves were all that was asked for
+    /// and none is recorded, that is an error.
+    public static func writeAll(results: [ResultFile], outDir: String, methodOrder: [String] = [],
+                                kinds: Set<Kind> = Set(Kind.allCases)) throws -> Written {
         guard !results.isEmpty else { throw ReportError("no results to plot") }
+        let results = ReportInput.deduplicated(results).results
+        let grouping = ReportRows(results, methodOrder: methodOrder)
+        let scenarios = Set(results.map(\.config.cell.scenario)).sorted()
+        if kinds == [.training], !results.contains(where: { $0.training != nil }) {
+            throw ReportError("no training curves to plot: \(Self.withoutCurves)")
+        }
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        var written: [String] = []
+        var out = Written(paths: [], notes: [])
         func write(_ name: String, _ svg: String) throws {
             let path = (outDir as NSString).appendingPathComponent(name)
             try svg.write(toFile: path, atomically: true, encoding: .utf8)
-            written.append(path)
+            out.paths.append(path)
         }
-        let results = ReportInput.deduplicated(results).results
-        let grouping = ReportRows(results, methodOrder: methodOrder)
-        for s in Set(results.map(\.config.cell.scenario)).sorted() {
+        for s in scenarios {
             let idx = results.indices.filter { results[$0].config.cell.scenario == s }
-            try write("accuracy-\(fileSafe(s)).svg", accuracyCurves(scenario: s, results: idx.map { results[$0] },
-                                                                     rows: idx.map { grouping.rows[grouping.rowOf[$0]].label },
-                                                                     order: grouping.rows.map(\.label)))
-            for (i, row) in grouping.rows.enumerated() {
-                guard let k = idx.filter({ grouping.rowOf[$0] == i }).min(by: { RunID(results[$0]) < RunID(results[$1]) }) else { continue }
-                let r = results[k]
-                // A configuration row's files carry its suite, so two configurations of one cell never share a file.
-                let file = fileSafe((row.suite.map { $0 + "__" } ?? "") + r.name)
-                try write("cil-matrix-\(file).svg", accuracyMatrix(r, label: row.label))
-                if let svg = retrievalMatrix(r, label: row.label) { try write("retrieval-\(file).svg", svg) }
+            let rows = idx.map { grouping.rows[grouping.rowOf[$0]].label }
+            if kinds.contains(.accuracy) {
+                try write("accuracy-\(fileSafe(s)).svg", accuracyCurves(scenario: s, results: idx.map { results[$0] }, rows: rows,
+                                                                         order: grouping.rows.map(\.label)))
+            }
+            if kinds.contains(.matrices) {
+                for (i, row) in grouping.rows.enumerated() {
+                    guard let k = idx.filter({ grouping.rowOf[$0] == i }).min(by: { RunID(results[$0]) < RunID(results[$1]) }) else { continue }
+                    let r = results[k]
+                    // A configuration row's files carry its suite, so two configurations of one cell never share a file.
+                    let file = fileSafe((row.suite.map { $0 + "__" } ?? "") + r.name)
+                    try write("cil-matrix-\(file).svg", accuracyMatrix(r, label: row.label))
+                    if let svg = retrievalMatrix(r, label: row.label) { try write("retrieval-\(file).svg", svg) }
+                }
+            }
+            if kinds.contains(.training) {
+                if let svg = trainingCurves(scenario: s, results: idx.map { results[$0] }, rows: rows, order: grouping.rows.map(\.label)) {
+                    try write("training-\(fileSafe(s)).svg", svg)
+                } else {
+                    out.notes.append("training-\(fileSafe(s)).svg not drawn: no result of scenario \(s) has a training curve; \(Self.withoutCurves)")
+                }
             }
         }
-        return written
+        return out
     }
+
+    /// Why a result may have no training curve.
+    static let withoutCurves = "result files written before clbench recorded training curves have none (run the cells again to get them), "
+        + "and methods that take no gradient steps (ncm) have none"
 
     static func fileSafe(_ s: String) -> String {
         String(s.map { $0.isLetter || $0.isNumber || "-_.".contains($0) ? $0 : "_" })
@@ -192,6 +233,174 @@ public enum Plot {
         default: shape = "<polygon points=\"\(SVG.f(x)),\(SVG.f(y - 5)) \(SVG.f(x + 5)),\(SVG.f(y)) \(SVG.f(x)),\(SVG.f(y + 5)) \(SVG.f(x - 5)),\(SVG.f(y))\""
         }
         return shape + " fill=\"\(color)\" stroke=\"white\" stroke-width=\"0.8\">" + tip + (shape.hasPrefix("<circle") ? "</circle>" : shape.hasPrefix("<rect") ? "</rect>" : "</polygon>")
+    }
+
+    // MARK: training curves
+
+    /// Ticks at a round step (1, 2 or 5 times a power of ten), about `count` of them, from the last
+    /// at or below `lo` to the first at or above `hi`, so the axis covers every value.
+    static func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
+        guard hi > lo, (hi - lo).isFinite else { return [lo, lo + 1] }
+        let raw = (hi - lo) / Double(max(count, 1))
+        let p = pow(10, log10(raw).rounded(.down))
+        let step = [1.0, 2, 5, 10].map { $0 * p }.first { $0 >= raw } ?? 10 * p
+        return stride(from: (lo / step).rounded(.down), through: (hi / step).rounded(.up), by: 1).map { $0 * step }
+    }
+
+    /// A learning rate as a tick label: 3e-4, 1.5e-3, 0.01.
+    static func rate(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        if abs(v) >= 0.01 { return SVG.f(v) }
+        var e = Int(log10(abs(v)).rounded(.down)), m = (v / pow(10, Double(e)) * 10).rounded() / 10
+        if abs(m) >= 10 { m /= 10; e += 1 }
+        return (m == m.rounded() ? String(Int(m)) : String(format: "%.1f", m)) + "e\(e)"
+    }
+
+    /// One row's curves: per task, per epoch, the mean over the row's runs that have the point.
+    struct TrainingSeries {
+        var name: String
+        /// [task][epoch]
+        var loss: [[Double?]]
+        var lr: [[Double?]]
+        var rateName: String?
+    }
+
+    /// The training loss (`EpochTraining.loss`) and learning rate of each row, epoch by epoch across
+    /// the tasks (each task's epochs spread evenly over its slot of the x axis, so rows with
+    /// different epoch counts share the task boundaries; with one epoch count everywhere the axis is
+    /// numbered in global epochs). The rate drawn is a row's "lr" (its main rate; the head's and
+    /// other groups follow the same schedule), or its first reported rate. nil when no result has a curve.
+    static func trainingCurves(scenario: String, results: [ResultFile], rows: [String], order labels: [String]) -> String? {
+        var series: [TrainingSeries] = [], without: [String] = []
+        for m in labels.filter(Set(rows).contains) {
+            let runs = results.indices.filter { rows[$0] == m }.map { results[$0] }
+            let curves = runs.compactMap(\.training).filter { $0.contains { !$0.epochs.isEmpty } }
+            guard !curves.isEmpty else {
+                without.append(runs.contains { $0.training == nil } ? "\(m) (recorded before training curves)" : "\(m) (no gradient steps)")
+                continue
+            }
+            let rateNames = Set(curves.flatMap { $0.flatMap { $0.epochs.flatMap { $0.lr?.keys.map { $0 } ?? [] } } })
+            let rateName = rateNames.contains("lr") ? "lr" : rateNames.sorted().first
+            let tasks = curves.map(\.count).max() ?? 0
+            func mean(_ values: [Double?]) -> Double? {
+                let v = values.compactMap { $0 }
+                return v.isEmpty ? nil : Metrics.mean(v)
+            }
+            var s = TrainingSeries(name: m, loss: [], lr: [], rateName: rateName)
+            for t in 0..<tasks {
+                let epochs = curves.map { t < $0.count ? $0[t].epochs.count : 0 }.max() ?? 0
+                s.loss.append((0..<epochs).map { e in mean(curves.map { t < $0.count && e < $0[t].epochs.count ? $0[t].epochs[e].loss : nil }) })
+                s.lr.append((0..<epochs).map { e in
+                    mean(curves.map { c in t < c.count && e < c[t].epochs.count ? rateName.flatMap { c[t].epochs[e].lr?[$0] } : nil })
+                })
+            }
+            series.append(s)
+        }
+        guard !series.isEmpty else { return nil }
+        let tasks = series.map(\.loss.count).max() ?? 1
+        // One epoch count for every task of every row: number the axis in global epochs.
+        let counts = Set(series.flatMap { $0.loss.map(\.count) })
+        let uniform = counts.count == 1 ? counts.first! : nil
+        func x(_ t: Int, _ e: Int, of epochs: Int) -> Double { Double(t) + (Double(e) + 0.5) / Double(max(epochs, 1)) }
+
+        let title = "\(scenario): training loss and learning rate per epoch"
+        let subtitle = "loss: the mean of the method's named losses over the epoch; mean over each method's runs"
+        let left = 78.0, top = 76.0, plotW = 480.0, lossH = 220.0, gap = 56.0, lrH = 130.0
+        let legendSize = 12.0, legendRow = 20.0
+        func legendLabel(_ s: TrainingSeries) -> String { s.name + (s.rateName.map { $0 == "lr" ? "" : " (rate: \($0))" } ?? " (no rate)") }
+        let legendW = 36 + (series.map { SVG.textWidth(legendLabel($0), size: legendSize) }.max() ?? 0)
+        let legendX = left + plotW + 24
+        let note = without.isEmpty ? nil : "no curve: " + without.joined(separator: ", ")
+        let bottom = top + lossH + gap + lrH
+        let width = max(legendX + legendW + 12, left + SVG.textWidth(title, size: 15) + 16, left + SVG.textWidth(subtitle, size: 12) + 16,
+                        left + SVG.textWidth(note ?? "", size: 11) + 16)
+        let height = max(bottom + 48 + (note == nil ? 0 : 22), top + 24 + Double(series.count) * legendRow + 12)
+        var svg = SVG(width: width, height: height)
+        svg.text(title, left, 26, size: 15, bold: true)
+        svg.text(subtitle, left, 44, size: 12, fill: "#555")
+        func px(_ v: Double) -> Double { left + v / Double(tasks) * plotW }
+
+        func panel(top: Double, height h: Double, values: (TrainingSeries) -> [[Double?]], label: String, format: (Double) -> String,
+                   logWhenSpread: Bool = false) {
+            let all = series.flatMap { values($0).flatMap { $0.compactMap { $0 } } }
+            // Losses of different methods can lie orders of magnitude apart (a penalty among the named
+            // losses): then a log axis, so every curve keeps its shape.
+            let log = logWhenSpread && (all.min() ?? 0) > 0 && (all.max() ?? 0) / (all.min() ?? 1) >= 50
+            let ys: [Double]
+            if log {
+                let decades = Int(log10(all.min()!).rounded(.down))...Int(log10(all.max()!).rounded(.up))
+                ys = decades.flatMap { d in (decades.count <= 3 ? [1.0, 2, 5] : [1.0]).map { $0 * pow(10, Double(d)) } }
+                    .filter { $0 <= pow(10, Double(decades.upperBound)) }
+            } else {
+                ys = ticks(min(0, all.min() ?? 0), all.max() ?? 1)
+            }
+            let (y0, y1) = log ? (log10(ys.first!), log10(ys.last!)) : (ys.first!, ys.last!)
+            func py(_ v: Double) -> Double { top + h - ((log ? log10(v) : v) - y0) / (y1 - y0) * h }
+            for v in ys {
+                svg.line(left, py(v), left + plotW, py(v), stroke: v == 0 ? "#444" : "#e3e3e3")
+                svg.line(left - 5, py(v), left, py(v), stroke: "#444")
+                svg.text(format(v), left - 8, py(v) + 4, size: 11, anchor: .end)
+            }
+            svg.line(left, top, left, top + h, stroke: "#444")
+            svg.line(left, top + h, left + plotW, top + h, stroke: "#444")
+            for t in 1..<max(tasks, 1) { svg.line(px(Double(t)), top, px(Double(t)), top + h, stroke: "#999", extra: "stroke-dasharray=\"4 3\"") }
+            svg.text(label + (log ? " (log scale)" : ""), left - 56, top + h / 2, size: 12, anchor: .middle, rotate: -90)
+            for (k, s) in series.enumerated() {
+                let color = palette[k % palette.count]
+                let dash = k >= palette.count ? " stroke-dasharray=\"6 3\"" : ""
+                svg.body.append("<g class=\"series\" data-name=\"\(SVG.escape(s.name))\">")
+                let v = values(s)
+                let few = v.map(\.count).reduce(0, +) <= 60
+                var previous: (x: Double, y: Double)?
+                for (t, epochs) in v.enumerated() {
+                    // One line per task: the curves restart at each boundary (a fresh optimiser and
+                    // schedule); a faint dotted link joins the tasks, so one-epoch tasks still read as a curve.
+                    let points = epochs.enumerated().compactMap { e, y in y.map { (x: px(x(t, e, of: epochs.count)), y: py($0)) } }
+                    if let p = previous, let q = points.first {
+                        svg.line(p.x, p.y, q.x, q.y, stroke: color, width: 1, extra: "stroke-dasharray=\"2 3\" stroke-opacity=\"0.6\"")
+                    }
+                    previous = points.last ?? previous
+                    let pts = points.map { "\(SVG.f($0.x)),\(SVG.f($0.y))" }
+                    if pts.count > 1 {
+                        svg.body.append("<polyline points=\"\(pts.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>")
+                    }
+                    for (e, y) in epochs.enumerated() {
+                        guard let y, few || pts.count == 1 else { continue }
+                        svg.body.append(marker(k, px(x(t, e, of: epochs.count)), py(y), color,
+                                               tooltip: "\(s.name), task \(t + 1), epoch \(e + 1): \(format(y))"))
+                    }
+                }
+                svg.body.append("</g>")
+            }
+        }
+        panel(top: top, height: lossH, values: \.loss, label: "training loss", format: { String(format: "%.3g", $0) }, logWhenSpread: true)
+        panel(top: top + lossH + gap, height: lrH, values: \.lr, label: "learning rate", format: rate)
+        // Task numbers above each panel's slots; epochs (or tasks) under the lower panel.
+        let every = max(1, Int((Double(tasks) / 20).rounded(.up)))
+        for t in stride(from: 0, to: tasks, by: every) {
+            for y in [top - 6, top + lossH + gap - 6] { svg.text("task \(t + 1)", px(Double(t) + 0.5), y, size: 10, anchor: .middle, fill: "#555") }
+        }
+        if let e = uniform {
+            let total = tasks * e, step = max(1, Int((Double(total) / 20).rounded(.up)))
+            for g in stride(from: step, through: total, by: step) {
+                let xv = px(x((g - 1) / e, (g - 1) % e, of: e))
+                svg.line(xv, bottom, xv, bottom + 5, stroke: "#444")
+                svg.text(String(g), xv, bottom + 18, size: 11, anchor: .middle)
+            }
+            svg.text("epoch (across tasks; dashed: task boundaries)", left + plotW / 2, bottom + 38, size: 12, anchor: .middle)
+        } else {
+            svg.text("task (its epochs spread across it; dashed: task boundaries)", left + plotW / 2, bottom + 24, size: 12, anchor: .middle)
+        }
+        if let note { svg.text(note, left, bottom + 62, size: 11, fill: "#555") }
+        for (k, s) in series.enumerated() {
+            let color = palette[k % palette.count]
+            let dash = k >= palette.count ? "stroke-dasharray=\"6 3\"" : ""
+            let ly = top + 12 + Double(k) * legendRow
+            svg.line(legendX, ly, legendX + 24, ly, stroke: color, width: 2, extra: dash)
+            svg.body.append(marker(k, legendX + 12, ly, color, tooltip: nil))
+            svg.text(legendLabel(s), legendX + 32, ly + 4, size: legendSize)
+        }
+        return svg.rendered
     }
 
     // MARK: heat maps

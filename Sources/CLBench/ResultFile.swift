@@ -5,7 +5,8 @@ import Foundation
 
 /// One run's result, as written to `NAME.json.zst` (zstd-compressed JSON, sorted keys; read it with
 /// `zstd -dc FILE | jq`). Schema 1; `suite` was added later as an optional field (absent in older
-/// files, and in results of cells run alone with settings of their own).
+/// files, and in results of cells run alone with settings of their own), and so were `training` and
+/// `timing.epoch_seconds` (absent in files written before clbench recorded training curves).
 public struct ResultFile: Codable, Sendable {
     public static let schemaVersion = 1
 
@@ -41,9 +42,12 @@ public struct ResultFile: Codable, Sendable {
         public var totalSeconds: Double
         public var trainSamplesPerSecond: Double
         public var peakRSSMiB: Double
+        /// Per task, each training epoch's seconds (as measured in whichever attempt ran the task);
+        /// nil in older files.
+        public var epochSeconds: [[Double]]?
         enum CodingKeys: String, CodingKey {
             case trainSeconds = "train_seconds", evalSeconds = "eval_seconds", totalSeconds = "total_seconds"
-            case trainSamplesPerSecond = "train_samples_per_second", peakRSSMiB = "peak_rss_mib"
+            case trainSamplesPerSecond = "train_samples_per_second", peakRSSMiB = "peak_rss_mib", epochSeconds = "epoch_seconds"
         }
     }
 
@@ -61,12 +65,15 @@ public struct ResultFile: Codable, Sendable {
     public var metrics: [String: Double]
     public var parameters: [String: Int]
     public var diagnostics: [JSONValue]
+    /// Per task, each epoch's mean losses and learning rates (`TaskTraining`, `EpochTraining`); nil
+    /// in files written before they were recorded. `report plot` draws them.
+    public var training: [TaskTraining]?
     public var timing: Timing
     /// The path this result was read from (`read`); not part of the file.
     public var source: String?
 
     enum CodingKeys: String, CodingKey {
-        case schema, name, suite, config, environment, data, scenario, matrices, metrics, parameters, diagnostics, timing
+        case schema, name, suite, config, environment, data, scenario, matrices, metrics, parameters, diagnostics, training, timing
     }
 
     /// What reports call the result's suite: the recorded `suite`, else the name of the folder it

@@ -51,6 +51,11 @@ public struct RunRecord: Codable, Sendable {
     public var lastLosses: [[String: Float]]
     /// Per task, what the method reported (methods adopting `ReportsDiagnostics`), else empty.
     public var diagnostics: [JSONValue] = []
+    /// Per task, its epochs' losses and learning rates (`TaskTraining`; no epochs for methods that
+    /// take no gradient steps).
+    public var training: [TaskTraining] = []
+    /// Per task, each training epoch's seconds (`timing.epoch_seconds`).
+    public var epochSeconds: [[Double]] = []
 }
 
 /// Drives one method through one scenario: for each task, begin, train (epochs x batches, seeded
@@ -64,6 +69,10 @@ public final class Runner {
     public let mean: [Float], std: [Float]
     let root: RNG
     public var progress: ((String) -> Void)?
+    /// Told where training is, before a task's first step, after every step and when the task's
+    /// training loop ends (`ProgressLine`). Only for showing progress: it must not change anything a
+    /// result depends on.
+    public var trainingProgress: ((TrainingEvent) -> Void)?
     /// Called after each finished task (trained, ended, evaluated, diagnostics recorded) with the
     /// number of tasks finished and the record so far, before the next task begins: where
     /// `CellExecutor` writes the cell's checkpoint. An error it throws stops the run.
@@ -133,14 +142,26 @@ public final class Runner {
         } else if schedule.forwardTransfer {
             record.tilInitial = try (0..<tasks.count).map { try futureAccuracy(task: $0) }
         }
+        let trainRefs = { (t: Int) in self.capabilities.usesPastData ? tasks[0...t].flatMap(\.train) : tasks[t].train }
+        // Steps per task, for the progress line's ETA over the whole cell.
+        let taskSteps = tasks.indices.map { t in capabilities.trainsWithGradients ? info(t, trainCount: trainRefs(t).count).totalSteps : 0 }
+        let cellSteps = taskSteps.reduce(0, +)
+        let learningRates = method as? ReportsLearningRate
         for t in (resume?.tasksDone ?? 0)..<tasks.count {
-            let refs = capabilities.usesPastData ? tasks[0...t].flatMap(\.train) : tasks[t].train
+            let refs = trainRefs(t)
             let task = info(t, trainCount: refs.count)
             let start = Date()
             try method.beginTask(task)
             var losses: [String: Float] = [:]
-            if capabilities.trainsWithGradients {
+            var training = TaskTraining(epochs: []), epochSeconds: [Double] = []
+            if capabilities.trainsWithGradients && taskSteps[t] > 0 {
+                var progress = TrainingProgress(task: t, tasks: tasks.count, step: 0, steps: taskSteps[t], samples: 0, loss: nil,
+                                                cellStep: taskSteps[..<t].reduce(0, +), cellSteps: cellSteps)
+                trainingProgress?(.began(progress))
+                defer { trainingProgress?(.ended) }
                 for epoch in 0..<schedule.epochs {
+                    let epochStart = Date()
+                    var sums = EpochAccumulator()
                     var rng = root.split("task\(t)-epoch\(epoch)")
                     let order = rng.permutation(refs.count).map { refs[$0] }
                     var i = 0, step = 0
@@ -148,8 +169,15 @@ public final class Runner {
                         let j = min(i + schedule.batchSize, order.count)
                         let b = try batch(order[i..<j], split: .train, augment: schedule.augment, rng: &rng)
                         losses = try method.train(b, step: TrainStep(epoch: epoch, step: step, globalStep: globalStep), task: task)
+                        sums.add(losses: losses, learningRates: learningRates?.learningRates)
+                        if let report = trainingProgress {
+                            progress.step += 1; progress.cellStep += 1; progress.samples += j - i; progress.loss = sums.loss
+                            report(.step(progress))
+                        }
                         i = j; step += 1; globalStep += 1
                     }
+                    training.epochs.append(sums.record(epoch: epoch))
+                    epochSeconds.append(Date().timeIntervalSince(epochStart))
                 }
                 globalStep = 0
             }
@@ -157,6 +185,8 @@ public final class Runner {
             record.trainSeconds.append(Date().timeIntervalSince(start))
             record.trainSamples.append(refs.count * (capabilities.trainsWithGradients ? schedule.epochs : 1))
             record.lastLosses.append(losses)
+            record.training.append(training)
+            record.epochSeconds.append(epochSeconds)
             let evalStart = Date()
             try evaluate(after: t, into: &record)
             if schedule.forwardTransfer { record.tilFuture.append(try ((t + 1)..<tasks.count).map { try futureAccuracy(task: $0) }) }

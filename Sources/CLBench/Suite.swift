@@ -148,7 +148,12 @@ public final class SuiteRunner {
     public let shard: Shard?
     let registry: MethodRegistry
     let out: (String) -> Void
-    let interactive: Bool
+    /// Standard error is a terminal: the cell bar and the in-task progress line are redrawn in place there.
+    var interactive: Bool
+    /// With `jobs` 1 and standard error not a terminal: seconds between progress lines inside a
+    /// cell's tasks (`ProgressLine`), written to `out`. On a terminal the line is redrawn in place on
+    /// standard error instead; with more jobs there is none (the cells' lines would interleave).
+    public var progressInterval: Double = 30
 
     public init(suite: SuiteFile, registry: MethodRegistry, outDir: String, dataRoot: String, jobs: Int, shard: Shard? = nil,
                 out: @escaping (String) -> Void = writeLine) throws {
@@ -253,10 +258,15 @@ public final class SuiteRunner {
             out("cell \(finished)/\(todo.count) \(c.name): \(status)" + (finished < todo.count ? ", ETA \(Self.duration(eta))" : ""))
         }
         if jobs == 1 {
-            for c in todo {
+            for (k, c) in todo.enumerated() {
                 try Interrupt.check()
                 let t = Date()
-                do { try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name); report(c, Date().timeIntervalSince(t), nil) } catch let e as Interrupted {
+                let line = ProgressLine.standardStreams(prefix: "cell \(k + 1)/\(todo.count) \(c.name)  ", terminal: interactive,
+                                                        interval: progressInterval, lines: out)
+                do {
+                    try CellExecutor.run(c, dataRoot: dataRoot, outDir: outDir, registry: registry, suite: suite.name, trainingProgress: line.handle)
+                    report(c, Date().timeIntervalSince(t), nil)
+                } catch let e as Interrupted {
                     out("cell \(c.name): \(e); \(checkpoint(c).exists ? "its checkpoint is kept" : "it had no finished task yet")")
                     throw e
                 } catch {
@@ -267,6 +277,7 @@ public final class SuiteRunner {
             try runInProcesses(todo, report: report)
         }
         out(summaryTable())
+        guide(seconds: Date().timeIntervalSince(start)).forEach(out)
         return Summary(ran: todo.count - failed.count, skipped: skipped, failed: failed)
     }
 
@@ -313,6 +324,27 @@ public final class SuiteRunner {
             }
         }
         if let sig = forwarded { throw Interrupted(signal: sig) }
+    }
+
+    /// What the table is, for a reader who has not read the suite file: each scenario in a line,
+    /// which rows are upper bounds (methods that train on earlier tasks' data), and where the
+    /// result files are with ready commands for the tables and figures.
+    public func guide(seconds: Double) -> [String] {
+        var lines = [String(format: "suite %@: %d cells in %@ (this run)", suite.name, cells.count, Self.duration(seconds))]
+        for name in suite.scenarios {
+            if let s = try? BuiltinScenarios.named(name) { lines.append("scenario \(name): \(s.summary)") }
+        }
+        let methods = Set(cells.map(\.method)).sorted()
+        let bounds = methods.filter { (try? registry.named($0))?.capabilities.usesPastData == true }
+        if !bounds.isEmpty {
+            lines.append("upper bound: \(bounds.joined(separator: ", ")) (trains on every task's data seen so far); "
+                         + "every other method sees only the current task's data")
+        }
+        let folder = outDir.contains(" ") ? "'\(outDir)'" : outDir
+        lines.append("results: \(folder) (one .json.zst per cell; clbench inspect FILE shows one)")
+        lines.append("  clbench report table \(folder)                       # paper table (--format latex|csv)")
+        lines.append("  clbench report plot \(folder) --out \(folder)/plots    # accuracy curves and matrices as SVG")
+        return lines
     }
 
     /// One row per cell with its headline metrics (from the result files on disk).

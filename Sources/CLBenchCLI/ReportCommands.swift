@@ -4,6 +4,7 @@ import Foundation
 
 extension ReportTable.Format: ExpressibleByArgument {}
 extension ReportTable.Spread: ExpressibleByArgument {}
+extension Plot.Kind: ExpressibleByArgument {}
 
 /// `clbench report table|compare|plot`: paper tables, paired comparisons and SVG figures from result files.
 struct ReportCommand: ParsableCommand {
@@ -98,14 +99,18 @@ struct ReportCompareCommand: ParsableCommand {
 struct ReportPlotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plot",
-        abstract: "SVG figures: accuracy after each task per scenario, accuracy matrices, retrieval confusion matrices.")
+        abstract: "SVG figures: accuracy after each task per scenario, accuracy matrices, retrieval confusion matrices, training loss and learning rate per epoch.")
 
     @Argument(help: "Result files (.json.zst) or folders of them.") var results: [String]
     @Option(help: "Output folder for the .svg files.") var out: String
+    @Option(help: "Only these figures (repeatable): accuracy, matrices (accuracy and retrieval matrices), training (loss and learning rate per epoch). Default: all.")
+    var kind: [Plot.Kind] = []
 
     func run() throws {
-        let written = try Plot.writeAll(results: ReportInput.load(results), outDir: out, methodOrder: CLBenchCLI.registry.names)
-        for p in written { print("wrote \(p)") }
+        let written = try Plot.writeAll(results: ReportInput.load(results), outDir: out, methodOrder: CLBenchCLI.registry.names,
+                                        kinds: kind.isEmpty ? Set(Plot.Kind.allCases) : Set(kind))
+        for p in written.paths { print("wrote \(p)") }
+        printNotes(written.notes)
     }
 }
 

@@ -46,7 +46,8 @@ struct RunCommand: ParsableCommand {
                                                  backbone: suiteFile.backbone, schedule: suiteFile.schedule,
                                                  registry: CLBenchCLI.registry)
         let r = try CellExecutor.run(spec, dataRoot: DatasetCatalog.dataRoot(data), outDir: out, registry: CLBenchCLI.registry,
-                                     suite: suiteCell.hash == spec.hash ? suiteFile.name : nil, log: writeLine)
+                                     suite: suiteCell.hash == spec.hash ? suiteFile.name : nil, log: writeLine,
+                                     trainingProgress: ProgressLine.standardStreams().handle)
         print("wrote \((out as NSString).appendingPathComponent(spec.name + ".json.zst"))")
         print(String(format: "final accuracy: class-incremental %.2f %%, task-incremental %.2f %%",
                      100 * (r.metrics["final_accuracy_cil"] ?? 0), 100 * (r.metrics["final_accuracy_til"] ?? 0)))

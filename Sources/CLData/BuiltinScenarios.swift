@@ -153,6 +153,14 @@ public enum BuiltinScenarios {
             try ScenarioBuilder.classIncremental(name: "fmnist-b4inc2", summary: "Fashion-MNIST B4-Inc2", source: official("fashion-mnist", root),
                                                  tasks: 4, base: 4, classOrder: Array(0..<10), trainPerClass: 300, testPerClass: 100)
         },
+        BuiltinScenario(name: "fmnist-b6inc2",
+                        summary: "Fashion-MNIST, base task of 6 classes (T-shirt/top, Trouser, Pullover, Shirt, Sneaker, Bag) then Coat + Sandal, then Dress + Ankle boot; 300 train / 100 test images per class; the default suite's scenario, with a backbone pretrained on the base classes' other training images; needs only Debian's dataset-fashion-mnist",
+                        needs: ["fashion-mnist"]) { root in
+            // The base classes span every kind of item (tops, trousers, footwear, bags), so features
+            // learned on them transfer to the increments; each increment pairs a garment with a shoe.
+            try ScenarioBuilder.classIncremental(name: "fmnist-b6inc2", summary: "Fashion-MNIST B6-Inc2", source: official("fashion-mnist", root),
+                                                 tasks: 3, base: 6, classOrder: [0, 1, 2, 6, 7, 8, 4, 5, 3, 9], trainPerClass: 300, testPerClass: 100)
+        },
         BuiltinScenario(name: "synthetic",
                         summary: "seeded synthetic clusters, 5 tasks x 2 classes, 16x16, no files needed (tests, retrieval-bound checks)",
                         needs: [], build: { _ in try ScenarioBuilder.synthetic() },

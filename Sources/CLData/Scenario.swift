@@ -106,6 +106,33 @@ public struct Scenario: Sendable {
         return h.finalize()
     }
 
+    /// Training records of task `task`'s classes that no task trains on: for pretraining a backbone
+    /// on the base classes from data the methods never see (`backbone.pretrain_per_class`). Per class,
+    /// in global class order, the first `perClass` unused records of the source's training split in
+    /// file order. Needs one source and a class order (`ScenarioBuilder.classIncremental`); throws,
+    /// naming `option`, when the scenario has neither or a class has fewer unused records.
+    public func heldOutTraining(task: Int, perClass: Int, option: String) throws -> [SampleRef] {
+        guard sources.count == 1, let classOrder else {
+            throw DataError(path: name, message: "\(option) needs a class-incremental scenario over one source (this one has \(sources.count) sources\(classOrder == nil ? " and no class order" : ""))")
+        }
+        guard perClass > 0 else { throw DataError(path: name, message: "\(option) must be > 0, got \(perClass)") }
+        var used = Set<Int32>()
+        for t in tasks { for r in t.train { used.insert(r.index) } }
+        let labels = sources[0].train.labels
+        var out: [SampleRef] = []
+        for g in tasks[task].classes {
+            let original = classOrder[g]
+            var taken = 0
+            for i in 0..<labels.count where taken < perClass && Int(labels[i]) == original && !used.contains(Int32(i)) {
+                out.append(SampleRef(source: 0, index: i, label: g)); taken += 1
+            }
+            guard taken == perClass else {
+                throw DataError(path: name, message: "\(option) is \(perClass) but class '\(classNames[g])' has only \(taken) training records outside the tasks' training sets")
+            }
+        }
+        return out
+    }
+
     func validate() throws {
         if let mixed = sources.first(where: { $0.train.modality != modality || $0.test.modality != modality }) {
             throw DataError(path: name, message: "source \(mixed.name) holds \(mixed.train.modality), the others \(modality): one modality per scenario")

@@ -151,3 +151,14 @@ public struct MethodError: Error, CustomStringConvertible {
 public protocol ReportsDiagnostics {
     func diagnostics(after task: TaskInfo) -> JSONValue
 }
+
+/// Methods that take optimiser steps report the learning rates they stepped with, so that result
+/// files record them per epoch beside the losses (`training`). The runner reads `learningRates` after
+/// every `train` call and records each name's mean over the epoch's steps. Methods built on
+/// `Classifier` return its `learningRates` ("lr", "head_lr", and extra groups by their names).
+/// Optional: without it an epoch records no rates.
+public protocol ReportsLearningRate {
+    /// The rate of each parameter group at the last `train` step (base rate times the schedule's
+    /// factor), by name.
+    var learningRates: [String: Float] { get }
+}

@@ -29,10 +29,14 @@ public struct ParameterGroup {
     public var parameters: [Parameter]
     public var learningRate: Float
     public var weightDecay: Float
-    public init(_ parameters: [Parameter], learningRate: Float, weightDecay: Float = 0) {
+    /// What the group's rate is called where it is reported (result files record each named rate per
+    /// epoch): methods name it after the option that sets it ("lr", "head_lr"); empty when unnamed.
+    public var name: String
+    public init(_ parameters: [Parameter], learningRate: Float, weightDecay: Float = 0, name: String = "") {
         self.parameters = parameters
         self.learningRate = learningRate
         self.weightDecay = weightDecay
+        self.name = name
     }
 }
 

@@ -134,9 +134,9 @@ final class CellCheckpointTests: XCTestCase {
             try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: meta(d)))
         }, expect: "checkpoint.json is corrupt or truncated")
         try spoil("other format", { d in
-            let text = try String(contentsOfFile: meta(d), encoding: .utf8).replacingOccurrences(of: "\"format\":1", with: "\"format\":99")
+            let text = try String(contentsOfFile: meta(d), encoding: .utf8).replacingOccurrences(of: "\"format\":\(CellCheckpoint.format)", with: "\"format\":99")
             try text.write(toFile: meta(d), atomically: true, encoding: .utf8)
-        }, expect: "has checkpoint format 99, this clbench reads 1")
+        }, expect: "has checkpoint format 99, this clbench reads \(CellCheckpoint.format)")
         try spoil("no task folder", { d in try FileManager.default.removeItem(atPath: d) }, expect: "holds no finished checkpoint")
 
         // Another configuration of the same cell name: the checkpoint of lr 0.003 is not continued with lr 0.01.

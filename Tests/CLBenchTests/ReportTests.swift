@@ -225,7 +225,7 @@ final class ReportTests: XCTestCase {
                        ["alpha (paper: epochs=3)", "alpha (quick: epochs=1)", "beta"])
 
         // Plots: one line per row, and the two configurations' matrices in different files.
-        let written = try Plot.writeAll(results: loaded.results, outDir: dir + "/plots")
+        let written = try Plot.writeAll(results: loaded.results, outDir: dir + "/plots").paths
         XCTAssertEqual(written.map { ($0 as NSString).lastPathComponent }, [
             "accuracy-syn.svg", "cil-matrix-full__syn__alpha__s0.svg", "cil-matrix-quick__syn__alpha__s0.svg", "cil-matrix-syn__beta__s0.svg"])
         let curves = try String(contentsOfFile: written[0], encoding: .utf8)
@@ -478,7 +478,7 @@ final class ReportTests: XCTestCase {
         let retrieval = parse(try XCTUnwrap(Plot.retrievalMatrix(rs.last!)))
         for s in ["90", "10", "20", "80", "retrieved task", "85.00 % retrieved correctly"] { XCTAssertTrue(retrieval.text.contains(s), s) }
 
-        let written = try Plot.writeAll(results: rs, outDir: dir + "/plots", methodOrder: [])
+        let written = try Plot.writeAll(results: rs, outDir: dir + "/plots", methodOrder: []).paths
         XCTAssertEqual(written.map { ($0 as NSString).lastPathComponent }, [
             "accuracy-syn.svg", "cil-matrix-syn__alpha__s0.svg", "cil-matrix-syn__beta__s0.svg", "cil-matrix-syn__gamma__s0.svg",
             "cil-matrix-syn__r_d__x___s0.svg", "retrieval-syn__r_d__x___s0.svg"])

@@ -36,6 +36,10 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(error(yaml(methods: "[all, ncm]")).contains("methods lists 'ncm' twice"), error(yaml(methods: "[all, ncm]")))
         XCTAssertTrue(error(yaml().replacingOccurrences(of: "[synthetic]", with: "[cifar1000]")).contains("unknown scenario; known:"))
         XCTAssertTrue(error(yaml(extra: "options: {lr: 0.1, bogus: 3}")).contains("shared option 'bogus' belongs to none"))
+        let perClass = yaml().replacingOccurrences(of: "mlp_dim: 32}", with: "mlp_dim: 32}\n  pretrain_per_class: 10")
+        XCTAssertTrue(error(perClass).contains("backbone.pretrain_per_class needs 'scratch' and pretrain_epochs > 0"), error(perClass))
+        XCTAssertTrue(error(perClass.replacingOccurrences(of: "pretrain_per_class: 10", with: "pretrain_per_class: 0\n  pretrain_epochs: 1"))
+            .contains("backbone.pretrain_per_class must be at least 1, got 0"))
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rnak: 4}}")).contains("unknown option 'rnak'"))
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rank: eight}}")).contains("'rank' has the wrong type"))
         XCTAssertTrue(error(yaml(extra: "method_options: {l2p: {lr: 1}}")).contains("does not run"))
@@ -68,7 +72,15 @@ final class SuiteTests: XCTestCase {
             XCTAssertEqual(obj["suite"] as? String, "tiny")
             XCTAssertTrue(Inspect.render(r).contains("final_accuracy_cil"))
         }
-        XCTAssertTrue(lines.last!.contains("| synthetic__ncm__s0 |"), "summary table at the end")
+        // The summary table, then what it is: the scenario, the upper bound (none here: no joint), where the files are.
+        let table = try XCTUnwrap(lines.lastIndex { $0.contains("| synthetic__ncm__s0 |") }, "summary table at the end")
+        let guide = lines[(table + 1)...].joined(separator: "\n")
+        XCTAssertTrue(guide.contains("scenario synthetic: seeded synthetic clusters"), guide)
+        XCTAssertFalse(guide.contains("upper bound"), guide)
+        XCTAssertTrue(guide.contains("clbench report table \(dir!)") && guide.contains("clbench report plot \(dir!) --out \(dir!)/plots"), guide)
+        let withJoint = try SuiteRunner(suite: try SuiteFile.parse(yaml(methods: "[joint, ncm]"), source: "x"), registry: .builtin,
+                                        outDir: dir, dataRoot: dir, jobs: 1, out: { _ in })
+        XCTAssertTrue(withJoint.guide(seconds: 1).contains { $0.hasPrefix("upper bound: joint (") })
         // A rerun skips both; a changed configuration reruns only the affected cells.
         XCTAssertEqual(try SuiteRunner(suite: suite, registry: .builtin, outDir: dir, dataRoot: dir, jobs: 1, out: { _ in }).run().skipped, 2)
         let changed = try SuiteFile.parse(yaml(extra: "options: {lr: 0.003, head_lr: 0.03}\nmethod_options: {finetune: {rank: 4}}"), source: "x")

@@ -44,6 +44,31 @@ final class ScenarioTests: XCTestCase {
         }
     }
 
+    /// `backbone.pretrain_per_class` pretrains on records of the base classes that no task trains
+    /// on: disjoint from every task's training set, the first unused ones in file order, labelled
+    /// with global ids; too few left, or a scenario without a class order, is an error naming the option.
+    func testHeldOutTrainingIsDisjointFromEveryTaskAndInFileOrder() throws {
+        let d = toy(classes: 4, perClass: 6)
+        let s = try ScenarioBuilder.classIncremental(name: "h", summary: "", source: source(d), tasks: 2, classOrder: [3, 1, 0, 2],
+                                                     trainPerClass: 2, testPerClass: 1)
+        let held = try s.heldOutTraining(task: 0, perClass: 3, option: "opt")
+        XCTAssertEqual(held.count, 6)
+        let used = Set(s.tasks.flatMap { $0.train.map(\.index) })
+        XCTAssertTrue(held.allSatisfy { !used.contains($0.index) })
+        // Global 0 is source class 3, global 1 source class 1; records of class c sit at c, c+4, c+8, ...
+        // (toy labels are index mod 4); the first two of each are the task's, so the held-out start at the third.
+        XCTAssertEqual(held.map(\.index), [11, 15, 19, 9, 13, 17])
+        XCTAssertEqual(held.map(\.label), [0, 0, 0, 1, 1, 1])
+        XCTAssertTrue(held.allSatisfy { s.classNames[Int($0.label)] == d.classNames[Int(d.labels[Int($0.index)])] })
+        XCTAssertThrowsError(try s.heldOutTraining(task: 0, perClass: 5, option: "opt")) { e in
+            XCTAssertTrue("\(e)".contains("opt is 5") && "\(e)".contains("only 4"), "\(e)")
+        }
+        var noOrder = s; noOrder.classOrder = nil
+        XCTAssertThrowsError(try noOrder.heldOutTraining(task: 0, perClass: 1, option: "opt")) { e in
+            XCTAssertTrue("\(e)".contains("opt needs a class-incremental scenario"), "\(e)")
+        }
+    }
+
     func testFingerprintIsStableAndSensitive() throws {
         let src = source(toy(classes: 4, perClass: 3))
         let a = try ScenarioBuilder.classIncremental(name: "f", summary: "", source: src, tasks: 2, seed: 1)

@@ -91,3 +91,7 @@ public final class FineTune: ContinualMethod {
         return (n, n)
     }
 }
+
+extension FineTune: ReportsLearningRate {
+    public var learningRates: [String: Float] { classifier.learningRates }
+}

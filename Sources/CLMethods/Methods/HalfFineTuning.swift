@@ -119,3 +119,7 @@ public final class HalfFineTuning: ContinualMethod {
         return (n, n)
     }
 }
+
+extension HalfFineTuning: ReportsLearningRate {
+    public var learningRates: [String: Float] { classifier.learningRates }
+}

@@ -23,3 +23,7 @@ public final class Joint: ContinualMethod {
     public func restore(_ state: [String: Tensor]) throws { try inner.restore(state) }
     public var parameterCounts: (trainable: Int, stored: Int) { inner.parameterCounts }
 }
+
+extension Joint: ReportsLearningRate {
+    public var learningRates: [String: Float] { inner.learningRates }
+}

@@ -162,3 +162,7 @@ public final class L2P: ContinualMethod {
         return (n, n)
     }
 }
+
+extension L2P: ReportsLearningRate {
+    public var learningRates: [String: Float] { classifier.learningRates }
+}

@@ -85,3 +85,7 @@ public final class L2Regularization: ContinualMethod {
         return (n, n + weights.reduce(0) { $0 + $1.value.count })
     }
 }
+
+extension L2Regularization: ReportsLearningRate {
+    public var learningRates: [String: Float] { classifier.learningRates }
+}

@@ -141,3 +141,7 @@ public final class OLoRA: ContinualMethod {
         return (n, n)
     }
 }
+
+extension OLoRA: ReportsLearningRate {
+    public var learningRates: [String: Float] { classifier.learningRates }
+}

@@ -221,7 +221,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
             c.fill(options.combo_init)
             let p = Parameter("proteus.task\(k).coefficients", c)
             raw = p
-            extra = [ParameterGroup([p], learningRate: options.combo_lr)]
+            extra = [ParameterGroup([p], learningRate: options.combo_lr, name: "combo_lr")]
             for site in sites { for j in 0..<k { site.banks[j].gate.setTrainable(true) } }   // gradients only; not optimised
         } else {
             raw = nil
@@ -604,4 +604,8 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         let head = classifier.head.parameters.reduce(0) { $0 + $1.value.count }
         return (banks + coefs + head, banks + coefs + sigs + ldas)
     }
+}
+
+extension Proteus: ReportsLearningRate {
+    public var learningRates: [String: Float] { classifier.learningRates }
 }

@@ -19,6 +19,8 @@ public final class Classifier {
     public let head: LinearHead
     private var optimizer: Adam?
     private var schedule: LearningRateSchedule = .constant
+    /// The schedule's factor at the last step of this task (nil before the first).
+    private var lastLRScale: Float?
     private var probs = Tensor(shape: [0])
 
     /// A head of `classCount` rows on `model`'s features, initialised from `rng`.
@@ -29,12 +31,25 @@ public final class Classifier {
 
     /// A fresh AdamW over `parameters` (those still trainable, at `lr`) plus the head (at `headLR`) plus
     /// `extraGroups` (with their own rates), with linear warm-up over `warmupSteps` and cosine decay to 0
-    /// over `totalSteps` (`TaskInfo.totalSteps`).
+    /// over `totalSteps` (`TaskInfo.totalSteps`). The two groups' rates are reported as "lr" and
+    /// "head_lr" (`learningRates`); name extra groups after their options too.
     public func beginTask(parameters: [Parameter], lr: Float, headLR: Float, weightDecay: Float, totalSteps: Int, warmupSteps: Int,
                           extraGroups: [ParameterGroup] = []) {
-        optimizer = Adam.adamW(groups: [ParameterGroup(parameters.filter(\.trainable), learningRate: lr, weightDecay: weightDecay),
-                                        ParameterGroup(head.parameters, learningRate: headLR, weightDecay: weightDecay)] + extraGroups)
+        optimizer = Adam.adamW(groups: [ParameterGroup(parameters.filter(\.trainable), learningRate: lr, weightDecay: weightDecay, name: "lr"),
+                                        ParameterGroup(head.parameters, learningRate: headLR, weightDecay: weightDecay, name: "head_lr")]
+                               + extraGroups)
         schedule = .warmupCosine(warmup: min(warmupSteps, max(0, totalSteps - 1)), total: max(1, totalSteps), minFactor: 0)
+        lastLRScale = nil
+    }
+
+    /// The rate each optimiser group was stepped with at the last `step` (base rate times the
+    /// schedule's factor), by group name (an unnamed group is "group<i>", i its position); empty before
+    /// the task's first step. What methods built on it report as `ReportsLearningRate.learningRates`.
+    public var learningRates: [String: Float] {
+        guard let optimizer, let scale = lastLRScale else { return [:] }
+        var rates: [String: Float] = [:]
+        for (i, g) in optimizer.groups.enumerated() { rates[g.name.isEmpty ? "group\(i)" : g.name] = g.learningRate * scale }
+        return rates
     }
 
     /// Logits restricted to `classes` (columns in that order).
@@ -79,7 +94,9 @@ public final class Classifier {
         var losses = ["ce": loss]
         if let extra { losses["penalty"] = try extra() }
         if let clipNorm { clipGradientNorm(optimizer.parameters, maxNorm: clipNorm) }
-        optimizer.step(lrScale: schedule.factor(step: globalStep))
+        let scale = schedule.factor(step: globalStep)
+        optimizer.step(lrScale: scale)
+        lastLRScale = scale
         return losses
     }
 
