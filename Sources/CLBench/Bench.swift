@@ -10,6 +10,9 @@ import Foundation
 public struct BenchConfig: Sendable {
     public var dim = 192, depth = 12, heads = 3, mlp = 768, patch = 4, image = 32, rank = 8, classes = 100
     public var trainBatch = 64, inferBatch = 256, steps = 10, warmup = 3
+    /// "vit" (the shape above) or "effnet" (EfficientNet-Lite0 at `image` px, random weights, LoRA of
+    /// `rank` on every 1x1 projection and the head convolution: tools/torch_effnet_bench.py's shape).
+    public var backbone = "vit"
     public init() {}
 }
 
@@ -72,6 +75,7 @@ public enum Bench {
     }
 
     public static func run(_ c: BenchConfig) throws -> [BenchFigure] {
+        if c.backbone == "effnet" { return try runEfficientNet(c) }
         let cfg = ViTConfig(imageSize: c.image, patchSize: c.patch, dim: c.dim, depth: c.depth, heads: c.heads, mlpDim: c.mlp,
                             norm: .pre, activation: .gelu, layerNormEps: 1e-6)
         try cfg.validate(source: "bench configuration")
@@ -121,6 +125,56 @@ public enum Bench {
                                peakRSSMiB: rss, stepTimesMs: times)
         }
         return [figure("train", c.trainBatch, trainTimes, ff + bf, trainRSS), figure("infer", c.inferBatch, inferTimes, ff, peakRSSMiB())]
+    }
+
+    /// EfficientNet-Lite0, frozen (batch norm folded), LoRA on `project` and `head`, a linear head of
+    /// `classes`: the same training step (forward, cross-entropy, backward, AdamW on LoRA + head) and
+    /// inference as `run`. FLOPs: the convolutions' forward; a training step counts 2x forward (the
+    /// input gradients through the frozen layers; LoRA's own products are small).
+    static func runEfficientNet(_ c: BenchConfig) throws -> [BenchFigure] {
+        let model = EfficientNet(config: .lite0(imageSize: c.image), seed: 0)
+        var rng = RNG(seed: 0).split("bench")
+        var lora: [Parameter] = []
+        for b in 0..<model.adapterBlockCount {
+            for t in [AdapterTarget.project, .head] {
+                guard let site = try model.adapterSite(block: b, target: t) else { continue }
+                let bank = try site.addBank("task0", rank: c.rank, alpha: Float(c.rank), rng: &rng)
+                lora += [bank.a, bank.b]
+            }
+        }
+        let head = LinearHead(inFeatures: model.featureDim, classes: c.classes, rng: &rng)
+        let opt = Adam.adamW(groups: [ParameterGroup(lora + head.parameters, learningRate: 1e-3, weightDecay: 0.01)])
+        let ff = model.config.forwardFLOPs(size: c.image)
+        let x = Tensor(shape: [c.trainBatch, 3, c.image, c.image]); rng.fillNormal(x)
+        let targets = (0..<c.trainBatch).map { _ in Int32(rng.int(below: c.classes)) }
+        let probs = Tensor(shape: [c.trainBatch, c.classes]), dlogits = Tensor(shape: [c.trainBatch, c.classes])
+        func step() throws {
+            opt.zeroGrad()
+            let logits = try head.forward(try model.forward(.images(x), training: true))
+            _ = CrossEntropy.forward(probs: probs.data, logits: logits.data, targets: targets, rows: c.trainBatch, classes: c.classes)
+            dlogits.zero()
+            CrossEntropy.backward(dlogits: dlogits.data, probs: probs.data, targets: targets, rows: c.trainBatch, classes: c.classes)
+            try model.backward(dFeatures: try head.backward(dlogits))
+            opt.step(lrScale: 1)
+        }
+        func time(_ n: Int, _ body: () throws -> Void) rethrows -> [Double] {
+            try (0..<n).map { _ in let t = DispatchTime.now().uptimeNanoseconds; try body(); return Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6 }
+        }
+        for _ in 0..<c.warmup { try step() }
+        let trainTimes = try time(c.steps, step)
+        let trainRSS = peakRSSMiB()
+        let xi = Tensor(shape: [c.inferBatch, 3, c.image, c.image]); rng.fillNormal(xi)
+        let infer = { _ = try head.forward(try model.forward(.images(xi), training: false)) }
+        for _ in 0..<max(1, c.warmup) { try infer() }
+        let inferTimes = try time(max(5, c.steps / 2), infer)
+        func figure(_ name: String, _ batch: Int, _ times: [Double], _ gflop: Double, _ rss: Double) -> BenchFigure {
+            let med = median(times), best = times.min() ?? med
+            return BenchFigure(figure: name, batch: batch, threads: Compute.threads, stepMsMedian: med, stepMsBest: best,
+                               imgPerSecMedian: Double(batch) / med * 1000, imgPerSecBest: Double(batch) / best * 1000,
+                               gflopPerImage: gflop / 1e9, gflopsMedian: gflop * Double(batch) / med / 1e6,
+                               peakRSSMiB: rss, stepTimesMs: times)
+        }
+        return [figure("train", c.trainBatch, trainTimes, 2 * ff, trainRSS), figure("infer", c.inferBatch, inferTimes, ff, peakRSSMiB())]
     }
 
     /// The ceiling the figures above are measured against: the GFLOP/s of the step's largest GEMM

@@ -22,6 +22,9 @@ public struct BackboneSpec: Codable, Sendable, Equatable {
     /// cut. nil means `defaultMaxLength`. (Absent from the configuration hash when nil, so image cells keep their hashes.)
     public var maxLength: Int?
     public static let defaultMaxLength = 128
+    /// CNN backbones: the input size images are resized to (nil: the checkpoint's). Absent from the
+    /// configuration hash when nil.
+    public var imageSize: Int?
 
     public init(checkpoint: String? = nil, scratch: ScratchViT? = nil, pretrainEpochs: Int? = nil, pretrainLR: Float? = nil, maxLength: Int? = nil,
                 pretrainPerClass: Int? = nil) {
@@ -30,7 +33,15 @@ public struct BackboneSpec: Codable, Sendable, Equatable {
     }
     enum CodingKeys: String, CodingKey {
         case checkpoint, scratch, pretrainEpochs = "pretrain_epochs", pretrainLR = "pretrain_lr", maxLength = "max_length",
-             pretrainPerClass = "pretrain_per_class"
+             pretrainPerClass = "pretrain_per_class", imageSize = "image_size"
+    }
+}
+
+extension BackboneSpec {
+    /// The kind of network this spec builds, from the checkpoint folder's config.json (an
+    /// `efficientnet` architecture is a CNN) without loading weights; scratch backbones are ViTs.
+    public var kind: BackboneKind {
+        checkpoint.map { EfficientNetConfig.isEfficientNet(at: ($0 as NSString).expandingTildeInPath) } == true ? .cnn : .transformer
     }
 }
 

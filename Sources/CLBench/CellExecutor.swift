@@ -13,6 +13,14 @@ public enum CellExecutor {
                                backbone: BackboneSpec, schedule: TrainingSchedule, registry: MethodRegistry) throws -> CellSpec {
         let reg = try registry.named(method)
         let options = try reg.resolveOptions(overrides)
+        let kind = backbone.kind
+        if let why = reg.unsupported(on: kind) {
+            throw MethodError("method '\(method)' is unsupported on the \(kind.rawValue) backbone\(backbone.checkpoint.map { " (\($0))" } ?? ""): it \(why)")
+        }
+        if let s = backbone.imageSize {
+            guard kind == .cnn else { throw MethodError("backbone.image_size applies to CNN checkpoints only (a ViT's input size is its config's)") }
+            guard s >= 8 else { throw MethodError("backbone.image_size must be at least 8, got \(s)") }
+        }
         let builtin = try BuiltinScenarios.named(scenario)
         if let order, let known = builtin.orders, !known.contains(order) {
             throw MethodError("scenario '\(scenario)': order \(order) is not one it knows (orders \(known.lowerBound)...\(known.upperBound))")
@@ -46,7 +54,10 @@ public enum CellExecutor {
     }
 
     struct Backbone {
-        var model: Transformer
+        /// What methods get: a transformer (ViT, BERT) or a CNN.
+        var model: any CLModels.Backbone
+        /// A CNN's input size (images are resized to it).
+        var cnnImageSize: Int?
         var mean: [Float], std: [Float]
         var files: [String]
         /// A text model's tokenizer (from its folder) and the longest input in word pieces.
@@ -56,6 +67,12 @@ public enum CellExecutor {
         /// The scenario prepared for this backbone's front end: images converted to its input size and
         /// channels, or texts tokenised by its tokenizer.
         func prepare(_ scenario: Scenario) throws -> PreparedScenario {
+            guard let model = model as? Transformer else {
+                guard scenario.modality == "images", let cnn = self.model as? EfficientNet, let size = cnnImageSize else {
+                    throw MethodError("scenario '\(scenario.name)' holds \(scenario.modality), but the backbone is a CNN (images only)")
+                }
+                return try PreparedScenario(scenario, size: size, channels: cnn.config.inChannels)
+            }
             if let image = model.imageConfig {
                 guard scenario.modality == "images" else {
                     throw MethodError("scenario '\(scenario.name)' holds \(scenario.modality), but the backbone is an image model; use a text backbone (backbone.checkpoint: a Hugging Face text model folder)")
@@ -87,6 +104,11 @@ public enum CellExecutor {
     }
 
     static func buildBackbone(_ spec: CellSpec, scenario: Scenario, outDir: String?, log: (String) -> Void) throws -> Backbone {
+        if let path = spec.backbone.checkpoint, EfficientNetConfig.isEfficientNet(at: path) {
+            let ck = try EfficientNetCheckpoint.load(path)
+            return Backbone(model: ck.model, cnnImageSize: spec.backbone.imageSize ?? ck.model.config.imageSize,
+                            mean: ck.model.config.normalizeMean, std: ck.model.config.normalizeStd, files: ck.files)
+        }
         if let path = spec.backbone.checkpoint {
             let ck = try Checkpoint.load(path)
             var b = Backbone(model: ck.model, mean: ck.model.imageConfig?.normalizeMean ?? [], std: ck.model.imageConfig?.normalizeStd ?? [],

@@ -142,3 +142,76 @@ extension Evaluation {
         return TextNCMEvaluation(task: test.name, trainRecords: train.count, testRecords: test.count, correct: correct, skippedTest: test.skipped)
     }
 }
+
+extension Evaluation {
+    /// Pooled features [indices.count, featureDim] of images `indices` of `data`, each resized to
+    /// `size` x `size` with Pillow's bilinear filter (`ImageResize`), scaled to [0, 1] and normalised
+    /// with `mean`/`std`, in batches of `batchSize` (the features do not depend on the batching).
+    public static func imageFeatures(_ model: any Backbone, data: ImageDataset, indices: [Int], size: Int, mean: [Float], std: [Float],
+                                     batchSize: Int = 50) throws -> Tensor {
+        let d = model.featureDim, ch = data.channels, plane = size * size
+        guard mean.count == ch, std.count == ch else {
+            throw DataError(path: data.name, message: "normalisation needs \(ch) mean and std values, got \(mean.count) and \(std.count)")
+        }
+        let out = Tensor(shape: [indices.count, d])
+        var lo = 0
+        while lo < indices.count {
+            let part = indices[lo..<min(lo + batchSize, indices.count)]
+            let x = Tensor(shape: [part.count, ch, size, size])
+            try data.pixels.withUnsafeBufferPointer { px in
+                for (row, i) in part.enumerated() {
+                    guard i >= 0 && i < data.count else { throw DataError(path: data.name, message: "image index \(i) outside 0..<\(data.count)") }
+                    let big = ImageResize.resize(px.baseAddress! + i * data.imageBytes, channels: ch, height: data.height, width: data.width,
+                                                 toHeight: size, toWidth: size)
+                    let dst = x.data + row * ch * plane
+                    // (p / 255 - mean) / std, in torchvision's order of operations.
+                    for c in 0..<ch { for p in 0..<plane { dst[c * plane + p] = (Float(big[c * plane + p]) / 255 - mean[c]) / std[c] } }
+                }
+            }
+            let f = try model.forward(.images(x), training: false)
+            (out.data + lo * d).update(from: f.data, count: part.count * d)
+            lo += part.count
+        }
+        return out
+    }
+
+    /// Cosine nearest class mean: features L2-normalised, class means of the normalised training
+    /// features normalised again, each test feature assigned the class of the largest dot product
+    /// (classes without training samples never chosen). Returns the number of correct test samples.
+    public static func nearestClassMeanCorrect(train: Tensor, trainLabels: [Int32], test: Tensor, testLabels: [Int32], classes c: Int) -> Int {
+        let d = train.shape[1]
+        func normalise(_ t: Tensor) {
+            for r in 0..<t.shape[0] {
+                let row = t.data + r * d
+                var n: Float = 0
+                for i in 0..<d { n += row[i] * row[i] }
+                let s = 1 / max(n.squareRoot(), 1e-12)
+                for i in 0..<d { row[i] *= s }
+            }
+        }
+        normalise(train); normalise(test)
+        var means = [Double](repeating: 0, count: c * d), counts = [Int](repeating: 0, count: c)
+        for r in 0..<trainLabels.count {
+            let k = Int(trainLabels[r])
+            counts[k] += 1
+            for i in 0..<d { means[k * d + i] += Double(train.data[r * d + i]) }
+        }
+        for k in 0..<c {
+            var n = 0.0
+            for i in 0..<d { n += means[k * d + i] * means[k * d + i] }
+            let s = n > 0 ? 1 / n.squareRoot() : 0
+            for i in 0..<d { means[k * d + i] *= s }
+        }
+        var correct = 0
+        for r in 0..<testLabels.count {
+            var best = -1, bestScore = -Double.infinity
+            for k in 0..<c where counts[k] > 0 {
+                var s = 0.0
+                for i in 0..<d { s += means[k * d + i] * Double(test.data[r * d + i]) }
+                if s > bestScore { best = k; bestScore = s }
+            }
+            if best == Int(testLabels[r]) { correct += 1 }
+        }
+        return correct
+    }
+}

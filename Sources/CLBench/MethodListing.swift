@@ -1,8 +1,9 @@
 import CLMethods
+import CLModels
 import Foundation
 
 /// `clbench list methods`: every registered method with its one-line summary, paper reference,
-/// declared capabilities and options (sorted by name), each with its default and help line. A
+/// declared capabilities, the backbone kinds it cannot run on and why, and options (sorted by name), each with its default and help line. A
 /// preset also says which method it configures and what it sets (its defaults include those).
 public enum MethodListing {
     public static func render(_ registry: MethodRegistry = .builtin) -> String {
@@ -13,6 +14,9 @@ public enum MethodListing {
             out += "\n\(m.name)\n  \(m.summary)\n  reference: \(m.reference)\n"
             if let p = m.preset { out += "  preset of \(p.method): \(describe(p))\n" }
             out += "  capabilities: \(describe(m.capabilities))\n"
+            for kind in BackboneKind.allCases {
+                if let why = m.unsupported(on: kind) { out += "  unsupported on \(kind.rawValue) backbones: \(why)\n" }
+            }
             if m.defaults.isEmpty {
                 out += "  options: none\n"
                 continue

@@ -118,6 +118,8 @@ struct BenchCommand: ParsableCommand {
     @Option var trainBatch = 64
     @Option var inferBatch = 256
     @Option(help: "Timed steps after warm-up.") var steps = 10
+    @Option(help: "vit (the shape above) or effnet (EfficientNet-Lite0 at --image px, LoRA on the 1x1 projections and head; tools/torch_effnet_bench.py).")
+    var backbone = "vit"
     @Flag(help: "Print one JSON object per figure.") var json = false
     @Option(help: "Also time loading CIFAR-100's 50,000 training images from DIR/cifar100 (median of 3 loads; the \"data_load\" figure).")
     var data: String?
@@ -140,6 +142,8 @@ struct BenchCommand: ParsableCommand {
         var c = BenchConfig()
         (c.dim, c.depth, c.heads, c.mlp, c.patch, c.image) = (dim, depth, heads, mlp, patch, image)
         (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps) = (rank, classes, trainBatch, inferBatch, steps)
+        guard ["vit", "effnet"].contains(backbone) else { throw ValidationError("--backbone must be vit or effnet, got '\(backbone)'") }
+        c.backbone = backbone
         for (name, v) in [("dim", dim), ("depth", depth), ("heads", heads), ("mlp", mlp), ("rank", rank), ("classes", classes),
                           ("train-batch", trainBatch), ("infer-batch", inferBatch), ("steps", steps)] where v < 1 {
             throw ValidationError("--\(name) must be at least 1, got \(v)")
@@ -160,6 +164,7 @@ struct BenchCommand: ParsableCommand {
                              (f.blasKernel ?? "unknown") as NSString))
             }
         }
+        if backbone == "effnet" { return }   // the ceiling below is the ViT's qkv GEMM
         let ceiling = Bench.blasCeiling(c)
         if json { print(try ceiling.json()) } else {
             print(String(format: "ceiling %dx%dx%d GEMM (the step's largest): median %.1f GFLOP/s, best %.1f GFLOP/s; train reaches %.0f %%, infer %.0f %% of it",

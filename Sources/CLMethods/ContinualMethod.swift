@@ -88,13 +88,14 @@ public struct TrainStep: Sendable {
 }
 
 /// What a method is given at construction: the pretrained backbone (its own copy: a transformer with
-/// the front end of the scenario's modality) and a seeded RNG.
+/// the front end of the scenario's modality, or a CNN), seen through `Backbone` (inputs in, features
+/// out, adapter sites and parameter groups), and a seeded RNG.
 public struct MethodContext {
-    public var backbone: Transformer
+    public var backbone: any Backbone
     public var rng: RNG
     /// Every class of the scenario (heads may size themselves to it or grow per task).
     public var classCount: Int
-    public init(backbone: Transformer, rng: RNG, classCount: Int) { self.backbone = backbone; self.rng = rng; self.classCount = classCount }
+    public init(backbone: any Backbone, rng: RNG, classCount: Int) { self.backbone = backbone; self.rng = rng; self.classCount = classCount }
 }
 
 /// Method types are kept in `@Sendable` factories by the registry (`MethodRegistration.of`), which
@@ -117,6 +118,9 @@ public protocol ContinualMethod: AnyObject, MethodTypeSendability {
     /// The paper, as a citation line.
     static var reference: String { get }
     static var capabilities: MethodCapabilities { get }
+    /// Backbone features the method cannot run without (L2P: input prompts). A backbone lacking one
+    /// is refused before anything runs (`MethodRegistration.unsupported(on:)`). Empty by default.
+    static var requires: Set<BackboneFeature> { get }
 
     init(context: MethodContext, options: Options) throws
     func beginTask(_ task: TaskInfo) throws
@@ -130,6 +134,10 @@ public protocol ContinualMethod: AnyObject, MethodTypeSendability {
     func restore(_ state: [String: Tensor]) throws
     /// Parameters trained at some point, and parameters stored beyond the frozen backbone.
     var parameterCounts: (trainable: Int, stored: Int) { get }
+}
+
+extension ContinualMethod {
+    public static var requires: Set<BackboneFeature> { [] }
 }
 
 public struct MethodError: Error, CustomStringConvertible {

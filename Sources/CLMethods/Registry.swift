@@ -1,4 +1,5 @@
 import CLTensor
+import CLModels
 import Foundation
 
 /// A method known by name: what `clbench list methods` prints and what suites refer to. Either a
@@ -8,6 +9,8 @@ public struct MethodRegistration: Sendable {
     public let summary: String
     public let reference: String
     public let capabilities: MethodCapabilities
+    /// Backbone features the method needs (`ContinualMethod.requires`).
+    public let requires: Set<BackboneFeature>
     /// Default options as JSON values, keyed by option name (for a preset, with its values in).
     public let defaults: [String: JSONValue]
     public let help: [String: String]
@@ -35,7 +38,7 @@ public struct MethodRegistration: Sendable {
     public static func of<M: ContinualMethod>(_ type: M.Type) -> MethodRegistration {
         let defaults = (try? JSONValue.object(from: JSONEncoder().encode(M.Options()))) ?? [:]
         return MethodRegistration(name: M.name, summary: M.summary, reference: M.reference, capabilities: M.capabilities,
-                                  defaults: defaults, help: M.Options.help, preset: nil, typeName: String(reflecting: M.self),
+                                  requires: M.requires, defaults: defaults, help: M.Options.help, preset: nil, typeName: String(reflecting: M.self),
                                   omittable: M.Options.omittedAtDefault.intersection(defaults.keys), presetProblem: nil, factory: { ctx, json in
             try M(context: ctx, options: JSONDecoder().decode(M.Options.self, from: json))
         }, decodeOptions: { json in _ = try JSONDecoder().decode(M.Options.self, from: json) })
@@ -61,10 +64,16 @@ public struct MethodRegistration: Sendable {
             } catch { problem = "\(error)" }
         }
         return MethodRegistration(name: name, summary: summary, reference: reference ?? base.reference, capabilities: base.capabilities,
-                                  defaults: defaults, help: base.help, preset: Preset(method: M.name, options: options),
+                                  requires: base.requires, defaults: defaults, help: base.help, preset: Preset(method: M.name, options: options),
                                   typeName: "\(base.typeName) (preset '\(name)')",
                                   omittable: base.omittable.filter { defaults[$0] == base.defaults[$0] },
                                   presetProblem: problem, factory: base.factory, decodeOptions: base.decodeOptions)
+    }
+
+    /// Why the method cannot run on a backbone of `kind` ("needs input prompts"), nil when it can.
+    public func unsupported(on kind: BackboneKind) -> String? {
+        let missing = requires.subtracting(kind.supports).map(\.rawValue).sorted()
+        return missing.isEmpty ? nil : "needs \(missing.joined(separator: " and ")), which a \(kind.rawValue) backbone does not have"
     }
 
     /// Resolves options: the defaults with `overrides` applied. Unknown keys and values of the wrong

@@ -1,8 +1,13 @@
 import CLTensor
 
-/// The linear maps of a block that adapters can attach to.
+/// The maps of a block that adapters and parameter masks can attach to. A transformer block has
+/// q, k, v, out, fc1 and fc2; a CNN block (`EfficientNet`'s MBConv) has the 1x1 convolutions
+/// `expand` and `project` (LoRA-able: linear maps over channels), the `depthwise` convolution (masks
+/// only), and the last block also the `head` 1x1 convolution. New cases go at the end: HFT stores a
+/// mask as indices into `allCases`.
 public enum AdapterTarget: String, Codable, CaseIterable, Sendable, Comparable {
     case q, k, v, out, fc1, fc2
+    case expand, depthwise, project, head
     public static func < (a: Self, b: Self) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
 }
 

@@ -89,6 +89,9 @@ public final class Transformer {
         case .q, .k, .v, .out: (d, d)
         case .fc1: (d, m)
         case .fc2: (m, d)
+        case .expand, .depthwise, .project, .head:
+            throw TensorError.invalidShape(op: "loraSite: '\(target.rawValue)' is a CNN target", shape: [],
+                                           expected: "a transformer target (\(Transformer.targets.map(\.rawValue).joined(separator: ", ")))")
         }
         let s = LoRASite(name: "blocks.\(block).\(target.rawValue)", inFeatures: i, outFeatures: o)
         b.lora[target] = s

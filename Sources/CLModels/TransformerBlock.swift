@@ -38,6 +38,7 @@ public final class TransformerBlock {
         case .out: return (projW, 0)
         case .fc1: return (fc1W, 0)
         case .fc2: return (fc2W, 0)
+        case .expand, .depthwise, .project, .head: preconditionFailure("\(target) is a CNN target; Transformer.loraSite refuses it")
         }
     }
 }

@@ -136,9 +136,10 @@ final class RegularisedBaselineTests: XCTestCase {
                 case .out: return b.projW.value.toArray() + b.projB.value.toArray()
                 case .fc1: return b.fc1W.value.toArray() + b.fc1B.value.toArray()
                 case .fc2: return b.fc2W.value.toArray() + b.fc2B.value.toArray()
+                case .expand, .depthwise, .project, .head: return []
                 }
             }
-            let before = backbone.blocks.map { b in AdapterTarget.allCases.map { part(b, $0) } }
+            let before = backbone.blocks.map { b in Transformer.targets.map { part(b, $0) } }
             let others = [backbone.imageEmbedding!.patchW, backbone.imageEmbedding!.pos, backbone.normW!] + backbone.blocks.flatMap { [$0.ln1w, $0.ln2b] }
             let othersBefore = others.map { $0.value.clone() }
             var rng = RNG(seed: 9)
@@ -151,7 +152,7 @@ final class RegularisedBaselineTests: XCTestCase {
                 let sel = m.selection[bi]
                 XCTAssertEqual(sel.filter { [.q, .k, .v, .out].contains($0) }.count, 2, "2 of 4 attention matrices")
                 XCTAssertEqual(sel.filter { [.fc1, .fc2].contains($0) }.count, 1, "1 of 2 MLP matrices: 3 of 6 in all")
-                for (ti, target) in AdapterTarget.allCases.enumerated() {
+                for (ti, target) in Transformer.targets.enumerated() {
                     let changed = part(b, target) != before[bi][ti]
                     XCTAssertEqual(changed, sel.contains(target), "task \(t) block \(bi) \(target): trained iff selected")
                 }

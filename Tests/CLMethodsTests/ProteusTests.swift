@@ -124,7 +124,7 @@ final class ProteusTests: XCTestCase {
         let (runner, m) = try proteusRunner(options: proteusFast.merging(["first_block": .number(1)]) { $1 })
         let r = try runner.run()
         XCTAssertGreaterThanOrEqual(retrievalAccuracy(r.retrieval![4]), 0.99)
-        XCTAssertTrue(m.model.blocks[0].lora.isEmpty, "no adapter before first_block")
+        XCTAssertTrue((m.model as! Transformer).blocks[0].lora.isEmpty, "no adapter before first_block")
         var rng = RNG(seed: 0)
         let refs = runner.scenario.scenario.tasks.flatMap { Array($0.test.prefix(4)) }
         let batch = try runner.batch(refs[...], split: .test, augment: nil, rng: &rng)
@@ -136,7 +136,7 @@ final class ProteusTests: XCTestCase {
             for i in 0..<batch.count where z[i] > best[i] { best[i] = z[i]; chosen[i] = k }
         }
         XCTAssertEqual(p.retrievedTask, chosen)
-        XCTAssertTrue(m.model.tapBlocks.isEmpty, "taps restored")
+        XCTAssertTrue((m.model as! Transformer).tapBlocks.isEmpty, "taps restored")
     }
 
     // (f) Every gradient PROTEUS adds, against central finite differences.

@@ -59,7 +59,7 @@ final class ResumeTests: XCTestCase {
             XCTAssertTrue(x.value.bitwiseEqual(y.value), "\(label): backbone '\(x.name)' differs")
             XCTAssertEqual(x.trainable, y.trainable, "\(label): backbone '\(x.name)' trainable")
         }
-        let banks = { (m: Transformer) in m.blocks.flatMap { b in AdapterTarget.allCases.compactMap { b.lora[$0] }.flatMap(\.banks) } }
+        let banks = { (m: Transformer) in m.blocks.flatMap { b in Transformer.targets.compactMap { b.lora[$0] }.flatMap(\.banks) } }
         let ba = banks(a), bb = banks(b)
         XCTAssertEqual(ba.map(\.a.name), bb.map(\.a.name), "\(label): LoRA banks")
         for (x, y) in zip(ba, bb) {

@@ -20,8 +20,8 @@ final class SequentialBaselineTests: XCTestCase {
         let ft = m as! FineTune
         XCTAssertEqual(ft.options.trainable, .full)
         XCTAssertTrue(ft.banks.isEmpty, "no LoRA with trainable full")
-        XCTAssertTrue(ft.classifier.model.adapterParameters.isEmpty)
-        let before = split(testBackbone()), after = split(ft.classifier.model)
+        XCTAssertTrue((ft.classifier.model as! Transformer).adapterParameters.isEmpty)
+        let before = split(testBackbone()), after = split(ft.classifier.model as! Transformer)
         XCTAssertEqual(after.blocks.count, 8 * 2, "qkv, proj, fc1, fc2 weights and biases of both blocks")
         for (i, (a, b)) in zip(after.blocks, before.blocks).enumerated() { XCTAssertNotEqual(a, b, "block parameter \(i) trained") }
         XCTAssertEqual(after.others, before.others, "layer norms, embeddings and the final norm bitwise unchanged")

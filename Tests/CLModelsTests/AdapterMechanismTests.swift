@@ -57,7 +57,7 @@ final class AdapterMechanismTests: XCTestCase {
         let m = model(), x = randomTensor([2, 3, 8, 8], seed: 3)
         let before = try m.forward(.images(x)).clone()
         var rng = RNG(seed: 4)
-        for t in AdapterTarget.allCases { try m.loraSite(block: 0, target: t).addBank("t0", rank: 4, alpha: 8, rng: &rng) }
+        for t in Transformer.targets { try m.loraSite(block: 0, target: t).addBank("t0", rank: 4, alpha: 8, rng: &rng) }
         XCTAssertTrue(try m.forward(.images(x)).bitwiseEqual(before), "B = 0 at creation: output unchanged")
     }
 
@@ -66,7 +66,7 @@ final class AdapterMechanismTests: XCTestCase {
         var rng = RNG(seed: 4)
         let weightsBefore = m.parameters.map { $0.value.clone() }
         for block in 0..<2 {
-            for t in AdapterTarget.allCases {
+            for t in Transformer.targets {
                 let bank = try m.loraSite(block: block, target: t).addBank("t0", rank: 4, alpha: 8, rng: &rng)
                 rng.fillNormal(bank.b.value, std: 0.2)
                 bank.gate.value[0] = 0.6

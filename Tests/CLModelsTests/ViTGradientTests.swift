@@ -55,7 +55,7 @@ final class ViTGradientTests: XCTestCase {
             var rng = RNG(seed: 5)
             var params: [Parameter] = []
             for block in 0..<2 {
-                for t in AdapterTarget.allCases {
+                for t in Transformer.targets {
                     let site = try m.loraSite(block: block, target: t)
                     for name in ["t0", "t1"] {
                         let bank = try site.addBank(name, rank: 2, alpha: 4, rng: &rng)

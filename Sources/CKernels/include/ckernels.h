@@ -5,6 +5,7 @@
 #define CLBENCH_CKERNELS_H
 
 #include <stddef.h>
+#include "ckconv.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -54,9 +54,9 @@ public final class FineTune: ContinualMethod {
         self.options = options
         var rng = context.rng
         classifier = Classifier(model: context.backbone, classCount: context.classCount, rng: &rng)
-        let targets = try parseTargets(options.targets, method: Self.name)
         switch options.trainable {
         case .lora:
+            let targets = try parseTargets(options.targets, method: Self.name, model: context.backbone)
             banks = try addLoRA(context.backbone, bank: "shared", targets: targets,
                                 rank: options.rank, alpha: options.alpha, dropout: options.lora_dropout, rng: &rng)
             trained = banks.flatMap { [$0.a, $0.b] }

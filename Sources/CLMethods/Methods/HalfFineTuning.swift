@@ -5,7 +5,9 @@ import CLTensor
 /// Half Fine-Tuning (Hui et al. 2024): at each task, a seeded random half of each block's parameter
 /// matrices is trained and the other half stays frozen at its previous values. A Transformer block has six
 /// matrices (q, k, v, out; fc1, fc2): each task trains 2 of the 4 attention matrices and 1 of the 2
-/// MLP matrices, exactly half. A matrix trains with its bias; layer norms and embeddings stay frozen.
+/// MLP matrices, exactly half. A CNN block trains one of its convolutions (expand, depthwise,
+/// project), the last block two of four (with the head convolution): `Backbone.halfTuningGroups`.
+/// A matrix trains with its bias; norms, embeddings and the stem stay frozen.
 /// q, k and v are rows of one fused weight, so their halves are kept by zeroing the gradient rows
 /// of frozen parts (AdamW without weight decay then leaves those rows bitwise unchanged).
 public final class HalfFineTuning: ContinualMethod {
@@ -27,7 +29,7 @@ public final class HalfFineTuning: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: Transformer
+    let model: any Backbone
     let classifier: Classifier
     let root: RNG
     /// The targets trained in the current task, per block.
@@ -43,22 +45,18 @@ public final class HalfFineTuning: ContinualMethod {
 
     public func beginTask(_ task: TaskInfo) throws {
         var rng = root.split("task\(task.index)")
-        selection = model.blocks.map { _ in
-            let attention: [AdapterTarget] = [.q, .k, .v, .out]
-            let perm = rng.permutation(4)
-            let mlp: AdapterTarget = rng.int(below: 2) == 0 ? .fc1 : .fc2
-            return [attention[perm[0]], attention[perm[1]], mlp].sorted()
+        // Half of each group at random. A pair draws one integer (not a permutation), as this method
+        // always did for fc1/fc2, so transformer masks stay what they were.
+        selection = (0..<model.adapterBlockCount).map { b in
+            model.halfTuningGroups(block: b).flatMap { group -> [AdapterTarget] in
+                if group.count == 2 { return [group[rng.int(below: 2)]] }
+                let perm = rng.permutation(group.count)
+                return perm.prefix(group.count / 2).map { group[$0] }
+            }.sorted()
         }
         var trained = Set<ObjectIdentifier>()
-        for (b, targets) in zip(model.blocks, selection) {
-            for t in targets {
-                switch t {
-                case .q, .k, .v: trained.formUnion([ObjectIdentifier(b.qkvW), ObjectIdentifier(b.qkvB)])
-                case .out: trained.formUnion([ObjectIdentifier(b.projW), ObjectIdentifier(b.projB)])
-                case .fc1: trained.formUnion([ObjectIdentifier(b.fc1W), ObjectIdentifier(b.fc1B)])
-                case .fc2: trained.formUnion([ObjectIdentifier(b.fc2W), ObjectIdentifier(b.fc2B)])
-                }
-            }
+        for (b, targets) in selection.enumerated() {
+            for t in targets { trained.formUnion(model.weights(block: b, target: t).map(ObjectIdentifier.init)) }
         }
         model.setTrainable { trained.contains(ObjectIdentifier($0)) }
         classifier.beginTask(parameters: model.parameters.filter(\.trainable), lr: options.lr, headLR: options.head_lr,
@@ -67,6 +65,7 @@ public final class HalfFineTuning: ContinualMethod {
 
     /// Zeroes the gradient rows of the q, k, v parts not selected in each block.
     func maskFusedQKV() {
+        guard let model = model as? Transformer else { return }
         let d = model.config.dim
         for (b, targets) in zip(model.blocks, selection) {
             guard let gw = b.qkvW.grad, let gb = b.qkvB.grad else { continue }
@@ -88,14 +87,17 @@ public final class HalfFineTuning: ContinualMethod {
         Prediction(scores: try classifier.predict(batch.inputs, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 
-    var matrices: [Parameter] { model.blocks.flatMap { [$0.qkvW, $0.qkvB, $0.projW, $0.projB, $0.fc1W, $0.fc1B, $0.fc2W, $0.fc2B] } }
+    var matrices: [Parameter] { model.blockWeights }
     /// Every block's matrices and biases, the head, and the last task's mask (`hft.selection`: per
     /// block, the indices in `AdapterTarget.allCases` of its trained targets). The next task draws its
     /// own mask from the seed (`beginTask`), so nothing random carries across tasks.
     public func state() -> [String: Tensor] {
         var s = namedValues(matrices + classifier.head.parameters)
-        s["hft.selection"] = try! Tensor(shape: [selection.count, selection.first?.count ?? 0],
-                                         values: selection.flatMap { $0.map { Float(AdapterTarget.allCases.firstIndex(of: $0)!) } })
+        // Rows padded with -1 where blocks select different numbers of targets (a CNN's last block).
+        let width = selection.map(\.count).max() ?? 0
+        s["hft.selection"] = try! Tensor(shape: [selection.count, width], values: selection.flatMap { row in
+            row.map { Float(AdapterTarget.allCases.firstIndex(of: $0)!) } + Array(repeating: -1, count: width - row.count)
+        })
         return s
     }
     public func restore(_ state: [String: Tensor]) throws {
@@ -103,8 +105,9 @@ public final class HalfFineTuning: ContinualMethod {
         if let m = state["hft.selection"], m.rank == 2 {
             let cases = AdapterTarget.allCases, width = m.shape[1]
             selection = try (0..<m.shape[0]).map { b in
-                try (0..<width).map { i in
+                try (0..<width).compactMap { i in
                     let j = Int(m[b * width + i])
+                    if j == -1 { return nil }
                     guard cases.indices.contains(j) else { throw MethodError("method '\(Self.name)': saved selection holds \(m[b * width + i])") }
                     return cases[j]
                 }

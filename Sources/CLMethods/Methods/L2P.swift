@@ -35,6 +35,8 @@ public final class L2P: ContinualMethod {
     public static let summary = "prompt pool with learnable keys, top-k prompts chosen per sample by the frozen [CLS] query"
     public static let reference = "Wang et al., Learning to Prompt for Continual Learning, CVPR 2022"
     public static let capabilities = MethodCapabilities()
+    /// Prompts are tokens inserted after the class token: a CNN has no tokens.
+    public static let requires: Set<BackboneFeature> = [.inputPrompts]
 
     let options: Options
     let model: Transformer
@@ -50,7 +52,10 @@ public final class L2P: ContinualMethod {
             throw MethodError("method 'l2p': need 1 <= top_k <= pool_size and prompt_length >= 1")
         }
         self.options = options
-        model = context.backbone
+        guard let model = context.backbone as? Transformer, context.backbone.supports.contains(.inputPrompts) else {
+            throw MethodError("method 'l2p' needs input prompts, which a \(context.backbone.kind.rawValue) backbone does not support")
+        }
+        self.model = model
         var rng = context.rng
         classifier = Classifier(model: model, classCount: context.classCount, rng: &rng)
         let d = model.config.dim

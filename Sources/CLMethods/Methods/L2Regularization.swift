@@ -35,8 +35,9 @@ public final class L2Regularization: ContinualMethod {
         self.options = options
         var rng = context.rng
         classifier = Classifier(model: context.backbone, classCount: context.classCount, rng: &rng)
-        weights = context.backbone.blocks.map(\.qkvW)
-        context.backbone.setTrainable { p in context.backbone.blocks.contains { $0.qkvW === p } }
+        weights = context.backbone.regularizedWeights
+        let ids = Set(weights.map(ObjectIdentifier.init))
+        context.backbone.setTrainable { ids.contains(ObjectIdentifier($0)) }
     }
 
     /// lambda * sum ||theta - theta_prev||^2, and (when `accumulate`) its gradient 2 lambda (theta - theta_prev) added to the grads.

@@ -16,14 +16,14 @@ public final class NearestClassMean: ContinualMethod {
     public static let reference = "Zhou et al., Revisiting Class-Incremental Learning with Pre-Trained Models: Generalizability and Adaptivity are All You Need (SimpleCIL), IJCV 2024"
     public static let capabilities = MethodCapabilities(trainsWithGradients: false)
 
-    let model: Transformer
+    let model: any Backbone
     /// [classCount, dim]: feature means, filled as tasks end.
     public let prototypes: Tensor
     var counts: [Int]
 
     public init(context: MethodContext, options: Options) throws {
         model = context.backbone
-        prototypes = Tensor(shape: [context.classCount, context.backbone.config.dim])
+        prototypes = Tensor(shape: [context.classCount, context.backbone.featureDim])
         counts = Array(repeating: 0, count: context.classCount)
     }
 
@@ -32,11 +32,11 @@ public final class NearestClassMean: ContinualMethod {
 
     /// Prototypes of the task's classes: the mean feature (summed in Double).
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {
-        let d = model.config.dim
+        let d = model.featureDim
         var sums = [Int: [Double]]()
         var n = [Int: Int]()
         try data.forEachBatch { batch in
-            let f = try model.forward(batch.inputs)
+            let f = try model.forward(batch.inputs, training: false)
             for r in 0..<batch.count {
                 let c = Int(batch.labels[r])
                 var s = sums[c] ?? [Double](repeating: 0, count: d)
@@ -52,7 +52,7 @@ public final class NearestClassMean: ContinualMethod {
     }
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {
-        let f = try model.forward(batch.inputs)
+        let f = try model.forward(batch.inputs, training: false)
         return Prediction(scores: cosineScores(f, prototypes, classes: seen.seenClasses), classes: seen.seenClasses)
     }
 

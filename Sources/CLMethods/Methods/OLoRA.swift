@@ -34,7 +34,7 @@ public final class OLoRA: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: Transformer
+    let model: any Backbone
     let classifier: Classifier
     let targets: [AdapterTarget]
     var rng: RNG
@@ -47,10 +47,10 @@ public final class OLoRA: ContinualMethod {
         model = context.backbone
         rng = context.rng
         classifier = Classifier(model: model, classCount: context.classCount, rng: &rng)
-        targets = try parseTargets(options.targets, method: Self.name)
+        targets = try parseTargets(options.targets, method: Self.name, model: model)
     }
 
-    var sites: [LoRASite] { model.blocks.flatMap { b in targets.compactMap { b.lora[$0] } } }
+    var sites: [LoRASite] { (0..<model.adapterBlockCount).flatMap { b in targets.compactMap { try? model.adapterSite(block: b, target: $0) } } }
 
     public func beginTask(_ task: TaskInfo) throws {
         try addBanks(task: task.index)

@@ -99,7 +99,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     }
 
     let options: Options
-    let model: Transformer
+    let model: any Backbone
     let classifier: Classifier
     let targets: [AdapterTarget]
     let granularity: Granularity, selection: Selection, signatureKind: SignatureKind
@@ -147,7 +147,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         rng = context.rng
         seed = context.rng.split("proteus-statistics")
         classifier = Classifier(model: model, classCount: context.classCount, rng: &rng)
-        targets = try parseTargets(options.targets, method: Self.name)
+        targets = try parseTargets(options.targets, method: Self.name, model: model)
         func parse<E: RawRepresentable<String>>(_ v: String, _ key: String, _ valid: [String]) throws -> E {
             guard let e = E(rawValue: v) else { throw MethodError("method 'proteus': option '\(key)' is '\(v)' (valid: \(valid.joined(separator: ", ")))") }
             return e
@@ -157,7 +157,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         signatureKind = try parse(options.signature, "signature", ["dpgmm_diag", "dpgmm_full", "kmeans", "gaussian"])
         scoreNorm = try parse(options.score_norm, "score_norm", ["zscore", "center", "none"])
         separationSpace = try parse(options.separation_space, "separation_space", ["module", "base", "none"])
-        let depth = model.blocks.count
+        let depth = model.adapterBlockCount
         guard options.first_block >= 0 && options.first_block < depth else {
             throw MethodError("method 'proteus': option 'first_block' is \(options.first_block) (valid: 0..<\(depth))")
         }
@@ -170,8 +170,9 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         var sites: [LoRASite] = [], groups: [Int] = []
         for b in options.first_block..<depth {
             for t in targets {
+                guard let site = try model.adapterSite(block: b, target: t) else { continue }   // a CNN block without that conv
                 groups.append(granularity == .site ? sites.count : b - options.first_block)
-                sites.append(try model.loraSite(block: b, target: t))
+                sites.append(site)
             }
         }
         self.sites = sites
@@ -213,7 +214,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         guard k == coefficients.count else { throw MethodError("proteus: task \(k) begins after \(coefficients.count) tasks; tasks must come in order") }
         for b in current { b.a.setTrainable(false); b.b.setTrainable(false) }
         current = try addLoRA(model, bank: "task\(k)", targets: targets, rank: options.rank, alpha: options.alpha, dropout: options.lora_dropout,
-                              blocks: options.first_block..<model.blocks.count, rng: &rng)
+                              blocks: options.first_block..<model.adapterBlockCount, rng: &rng)
         var extra: [ParameterGroup] = []
         if k > 0 {
             let c = Tensor(shape: [groupCount, k])
@@ -307,7 +308,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     func features(_ data: TaskDataSource) throws -> (x: [Double], labels: [Int]) {
         var x: [Double] = [], labels: [Int] = []
         try data.forEachBatch { batch in
-            let f = try model.forward(batch.inputs)
+            let f = try model.forward(batch.inputs, training: false)
             x.reserveCapacity(x.count + f.count)
             for i in 0..<f.count { x.append(Double(f.data[i])) }
             labels += batch.labels.map { Int($0) }
@@ -317,7 +318,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
 
     /// The mixture of the chosen family fitted to `x` [n, d], rounded to Float32.
     func fitMixture(_ x: [Double], n: Int, rng: inout RNG) throws -> (GaussianMixture, iterations: Int, converged: Bool) {
-        let d = model.config.dim
+        let d = model.featureDim
         switch signatureKind {
         case .dpgmm_diag, .dpgmm_full:
             let r = try MixtureFit.dpgmm(x, n: n, d: d, truncation: options.components, concentration: Double(options.concentration),
@@ -340,7 +341,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     }
 
     public func endTask(_ task: TaskInfo, data: TaskDataSource) throws {
-        let k = task.index, d = model.config.dim
+        let k = task.index, d = model.featureDim
         guard k == coefficients.count, current.count == sites.count else { throw MethodError("proteus: endTask \(k) without its beginTask") }
         coefficients.append(try Tensor(shape: [groupCount, k], values: raw.map { effective($0.value) } ?? []))
         for site in sites { for bank in site.banks { bank.gate.setTrainable(false) } }
@@ -362,7 +363,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     /// reference there (its signature and moments, from the end of task i). Base space: both
     /// tasks' references over the adapter-free backbone.
     func measureSeparations(_ k: Int, own x: [Double], n: Int, data: TaskDataSource) throws {
-        let d = model.config.dim
+        let d = model.featureDim
         func separation(_ a: Reference, _ b: Reference) throws -> Separation {
             let (delta, bc) = try MixtureFit.separation(a.mixture, b.mixture)
             return Separation(delta: delta, coefficient: bc, kappa: try Moments.chebyshevSeparation(a.moments, b.moments))
@@ -402,24 +403,26 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         if let hint = taskHint {
             guard hint >= 0 && hint <= t else { throw MethodError("proteus: task hint \(hint) outside 0...\(t)") }
             configure(module: hint)
-            lda = [heads[hint].scores(try model.forward(batch.inputs))]
+            lda = [heads[hint].scores(try model.forward(batch.inputs, training: false))]
             chosen = [Int](repeating: hint, count: b)
         } else {
             var best = [Double](repeating: -.infinity, count: b)
-            // Blocks before first_block carry no adapter: run them once, resume every module from there.
-            let share = options.first_block > 0 && t > 0
+            // Blocks before first_block carry no adapter: run them once, resume every module from there
+            // (a transformer can; a CNN runs every module whole).
+            let tapper = model as? Transformer
+            let share = options.first_block > 0 && t > 0 && tapper != nil
             var prefix: Tensor?
-            let taps = model.tapBlocks
-            defer { model.tapBlocks = taps }
+            let taps = tapper?.tapBlocks ?? []
+            defer { tapper?.tapBlocks = taps }
             for k in 0...t {
                 configure(module: k)
                 let f: Tensor
                 if let prefix {
-                    f = try model.forward(resumingFrom: prefix, atBlock: options.first_block, input: batch.inputs)
+                    f = try tapper!.forward(resumingFrom: prefix, atBlock: options.first_block, input: batch.inputs)
                 } else {
-                    if share { model.tapBlocks.insert(options.first_block - 1) }
-                    f = try model.forward(batch.inputs)
-                    if share { prefix = model.tap(block: options.first_block - 1); model.tapBlocks = taps }
+                    if share { tapper!.tapBlocks.insert(options.first_block - 1) }
+                    f = try model.forward(batch.inputs, training: false)
+                    if share { prefix = tapper!.tap(block: options.first_block - 1); tapper!.tapBlocks = taps }
                 }
                 let z = signatures[k].scores(f, scoreNorm)
                 lda.append(heads[k].scores(f))
@@ -504,7 +507,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
     var bankParameters: [Parameter] { sites.flatMap { $0.banks.flatMap { [$0.a, $0.b] } } }
 
     public func state() -> [String: Tensor] {
-        let d = model.config.dim
+        let d = model.featureDim
         var s = namedValues(bankParameters + classifier.head.parameters)
         func put(_ key: String, _ shape: [Int], _ values: [Double]) { s[key] = try! Tensor(shape: shape, values: values.map { Float($0) }) }
         func putMixture(_ key: String, _ m: GaussianMixture) {
@@ -547,7 +550,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
             return t
         }
         func doubles(_ key: String) throws -> [Double] { try need(key).toArray().map(Double.init) }
-        let d = model.config.dim
+        let d = model.featureDim
         func mixture(_ key: String) throws -> GaussianMixture {
             let scales = try need(key + ".scales")
             return GaussianMixture(covariance: scales.rank == 3 ? .full : .diagonal, dim: d, weights: try doubles(key + ".weights"),
@@ -558,7 +561,7 @@ public final class Proteus: ContinualMethod, ReportsDiagnostics {
         guard have <= tasks else { throw MethodError("method 'proteus': the saved state has \(tasks) tasks, this instance \(have)") }
         for k in have..<tasks {
             current = try addLoRA(model, bank: "task\(k)", targets: targets, rank: options.rank, alpha: options.alpha,
-                                  dropout: options.lora_dropout, blocks: options.first_block..<model.blocks.count, rng: &rng)
+                                  dropout: options.lora_dropout, blocks: options.first_block..<model.adapterBlockCount, rng: &rng)
         }
         try restoreValues(bankParameters + classifier.head.parameters, from: state, method: Self.name)
         for p in bankParameters { p.setTrainable(false) }

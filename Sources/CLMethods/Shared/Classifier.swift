@@ -14,7 +14,7 @@ import CLTensor
 /// in `train` and `predict` in `predict`; save `head.parameters` in `state()` (see `FineTune`).
 public final class Classifier {
     /// The backbone whose features the head classifies (the method's `MethodContext.backbone`).
-    public let model: Transformer
+    public let model: any Backbone
     /// One row per class of the scenario; its parameters are trained with learning rate `headLR`.
     public let head: LinearHead
     private var optimizer: Adam?
@@ -24,9 +24,9 @@ public final class Classifier {
     private var probs = Tensor(shape: [0])
 
     /// A head of `classCount` rows on `model`'s features, initialised from `rng`.
-    public init(model: Transformer, classCount: Int, rng: inout RNG) {
+    public init(model: any Backbone, classCount: Int, rng: inout RNG) {
         self.model = model
-        head = LinearHead(inFeatures: model.config.dim, classes: classCount, rng: &rng)
+        head = LinearHead(inFeatures: model.featureDim, classes: classCount, rng: &rng)
     }
 
     /// A fresh AdamW over `parameters` (those still trainable, at `lr`) plus the head (at `headLR`) plus
@@ -108,14 +108,14 @@ public final class Classifier {
 }
 
 /// Adds a LoRA bank named `bank` (rank `rank`, scaling `alpha / rank`, input `dropout`) on each of
-/// `targets` in every block of `model` (or of `blocks`), block-major, and returns the banks; train their
+/// `targets` in every block of `model` (or of `blocks`) that has it, block-major, and returns the banks; train their
 /// `a` and `b` parameters. A is initialised from `rng`, B at zero, so the model is unchanged until the first step.
-public func addLoRA(_ model: Transformer, bank: String, targets: [AdapterTarget], rank: Int, alpha: Float, dropout: Float,
+public func addLoRA(_ model: any Backbone, bank: String, targets: [AdapterTarget], rank: Int, alpha: Float, dropout: Float,
                     blocks: Range<Int>? = nil, rng: inout RNG) throws -> [LoRABank] {
     var banks: [LoRABank] = []
-    for b in blocks ?? 0..<model.blocks.count {
+    for b in blocks ?? 0..<model.adapterBlockCount {
         for t in targets {
-            let site = try model.loraSite(block: b, target: t)
+            guard let site = try model.adapterSite(block: b, target: t) else { continue }
             site.dropout = dropout
             banks.append(try site.addBank(bank, rank: rank, alpha: alpha, rng: &rng))
         }
@@ -123,17 +123,19 @@ public func addLoRA(_ model: Transformer, bank: String, targets: [AdapterTarget]
     return banks
 }
 
-/// Every block's weight matrices and biases, block by block: fused q, k, v, the attention output,
-/// fc1 and fc2, each weight before its bias. Not the layer norms, the embeddings or a final norm.
+/// Every block's weight matrices and biases, block by block, each weight before its bias (a
+/// transformer: fused q, k, v, the attention output, fc1 and fc2; a CNN: each block's convolutions
+/// and the head convolution). Not the norms, the embeddings, the stem or a final norm.
 /// What full fine-tuning trains (`finetune` with `trainable: full`) and HFT trains half of.
-public func blockWeights(_ model: Transformer) -> [Parameter] {
-    model.blocks.flatMap { [$0.qkvW, $0.qkvB, $0.projW, $0.projB, $0.fc1W, $0.fc1B, $0.fc2W, $0.fc2B] }
-}
+public func blockWeights(_ model: any Backbone) -> [Parameter] { model.blockWeights }
 
-func parseTargets(_ names: [String], method: String) throws -> [AdapterTarget] {
-    try names.map { n in
-        guard let t = AdapterTarget(rawValue: n) else {
-            throw MethodError("method '\(method)': option 'targets' has '\(n)' (valid: \(AdapterTarget.allCases.map(\.rawValue).joined(separator: ", ")))")
+/// The `targets` option as targets of `model` that take LoRA; an error names the method, the
+/// backbone and the valid targets.
+func parseTargets(_ names: [String], method: String, model: any Backbone) throws -> [AdapterTarget] {
+    let valid = model.loraTargets
+    return try names.map { n in
+        guard let t = AdapterTarget(rawValue: n), valid.contains(t) else {
+            throw MethodError("method '\(method)': option 'targets' has '\(n)', which a \(model.kind.rawValue) backbone does not have (valid: \(valid.map(\.rawValue).joined(separator: ", ")))")
         }
         return t
     }
