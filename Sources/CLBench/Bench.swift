@@ -354,7 +354,7 @@ extension Bench {
         let inferSteps = max(5, c.steps / 2)
         let inferBatches = (0..<(c.warmup + inferSteps)).map { batch($0, c.inferBatch) }
         let infer = { (b: TokenBatch) in _ = try head.forward(try model.forward(.tokens(b))) }
-        for b in inferBatches.prefix(max(1, c.warmup)) { try infer(b) }
+        for b in inferBatches.prefix(c.warmup) { try infer(b) }
         let timedInfer = Array(inferBatches.dropFirst(c.warmup))
         let inferTimes = try time(timedInfer, infer)
 

@@ -125,6 +125,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Training batch (default: 64 for vit, 32 for text).") var trainBatch: Int?
     @Option(help: "Inference batch (default: 256 for vit, 128 for text).") var inferBatch: Int?
     @Option(help: "Timed steps after warm-up.") var steps = 10
+    @Option(help: "Untimed steps first.") var warmup = 3
     @Flag(help: "Print one JSON object per figure.") var json = false
     @Option(help: "Also time loading CIFAR-100's 50,000 training images from DIR/cifar100 (median of 3 loads; the \"data_load\" figure).")
     var data: String?
@@ -147,9 +148,9 @@ struct BenchCommand: ParsableCommand {
         var c = BenchConfig()
         let trainBatch = trainBatch ?? (backbone == .vit ? 64 : 32), inferBatch = inferBatch ?? (backbone == .vit ? 256 : 128)
         (c.dim, c.depth, c.heads, c.mlp, c.patch, c.image) = (dim, depth, heads, mlp, patch, image)
-        (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps) = (rank, classes, trainBatch, inferBatch, steps)
+        (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps, c.warmup) = (rank, classes, trainBatch, inferBatch, steps, warmup)
         for (name, v) in [("dim", dim), ("depth", depth), ("heads", heads), ("mlp", mlp), ("rank", rank), ("classes", classes),
-                          ("train-batch", trainBatch), ("infer-batch", inferBatch), ("steps", steps)] where v < 1 {
+                          ("train-batch", trainBatch), ("infer-batch", inferBatch), ("steps", steps), ("warmup", warmup + 1)] where v < 1 {
             throw ValidationError("--\(name) must be at least 1, got \(v)")
         }
         if let data {
@@ -169,7 +170,7 @@ struct BenchCommand: ParsableCommand {
             let weights = ProcessInfo.processInfo.environment["CLBENCH_WEIGHTS"] ?? (NSHomeDirectory() + "/.cache/clbench/weights")
             var t = TextBenchConfig(configPath: textConfig ?? ((weights as NSString).appendingPathComponent("all-minilm-l6-v2") as NSString)
                                         .appendingPathComponent("config.json"), lengthsPath: lengths)
-            (t.rank, t.classes, t.trainBatch, t.inferBatch, t.steps) = (rank, classes, trainBatch, inferBatch, steps)
+            (t.rank, t.classes, t.trainBatch, t.inferBatch, t.steps, t.warmup) = (rank, classes, trainBatch, inferBatch, steps, warmup)
             (figures, ceiling) = try Bench.runText(t)
         }
         for f in figures {
