@@ -28,6 +28,10 @@ public struct BenchFigure: Codable, Sendable {
     public var stepTimesMs: [Double]
     /// The OpenBLAS kernel family in use (OPENBLAS_CORETYPE selects it; see `Compute.blasKernelAdvice`).
     public var blasKernel = Compute.blasKernel
+    /// "vit" or "text".
+    public var backbone = "vit"
+    /// Figure-specific numbers, printed as "<figure>_<key>" (the text bench's real and padded tokens per batch).
+    public var extra: [String: Double] = [:]
 
     /// Keys as the peer script names them (train_img_per_s_median, infer_img_per_s_median, ...).
     public func json() throws -> String {
@@ -38,8 +42,8 @@ public struct BenchFigure: Codable, Sendable {
             "\(p)_img_per_s_median": imgPerSecMedian, "\(p)_img_per_s_best": imgPerSecBest,
             "\(p)_gflop_per_img": gflopPerImage, "\(p)_gflops_median": gflopsMedian,
             "peak_rss_mib": peakRSSMiB, "\(p)_step_times_ms": stepTimesMs.map { ($0 * 10).rounded() / 10 },
-            "blas_kernel": blasKernel ?? "unknown",
-        ]
+            "blas_kernel": blasKernel ?? "unknown", "backbone": backbone,
+        ].merging(extra.map { ("\(p)_\($0.key)", $0.value as Any) }) { a, _ in a }
         return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
     }
 }
@@ -185,6 +189,11 @@ public enum Bench {
     public static func blasCeiling(_ c: BenchConfig) -> BLASCeilingFigure {
         let tokens = (c.image / c.patch) * (c.image / c.patch) + 1
         let m = c.trainBatch * tokens, n = 3 * c.dim, k = c.dim
+        return measureCeiling(m: m, n: n, k: k, steps: c.steps)
+    }
+
+    /// The GFLOP/s of C[m, n] = A[m, k] W[n, k]^T as `Linear` runs it (`Compute.gemm`), median of `steps` timings of 20 repetitions.
+    static func measureCeiling(m: Int, n: Int, k: Int, steps: Int) -> BLASCeilingFigure {
         let a = Tensor(shape: [m, k]), w = Tensor(shape: [n, k]), out = Tensor(shape: [m, n])
         var rng = RNG(seed: 1).split("bench-ceiling")
         rng.fillNormal(a); rng.fillNormal(w)
@@ -194,7 +203,7 @@ public enum Bench {
         let reps = 20
         for _ in 0..<reps { once() }
         var times: [Double] = []
-        for _ in 0..<max(5, c.steps) {
+        for _ in 0..<max(5, steps) {
             let t = DispatchTime.now().uptimeNanoseconds
             for _ in 0..<reps { once() }
             times.append(Double(DispatchTime.now().uptimeNanoseconds - t) / 1e9 / Double(reps))
@@ -210,11 +219,13 @@ public struct BLASCeilingFigure: Sendable {
     public var m: Int, n: Int, k: Int, threads: Int
     public var gflopsMedian: Double, gflopsBest: Double
     public var blasKernel = Compute.blasKernel
+    public var backbone = "vit"
 
     public func json() throws -> String {
         let obj: [String: Any] = [
             "figure": "blas_ceiling", "gemm_m": m, "gemm_n": n, "gemm_k": k, "threads": threads,
             "blas_ceiling_gflops_median": gflopsMedian, "blas_ceiling_gflops_best": gflopsBest, "blas_kernel": blasKernel ?? "unknown",
+            "backbone": backbone,
         ]
         return String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self)
     }
@@ -299,4 +310,133 @@ extension Bench {
         return TokenizeFigure(directory: root, tokenizer: tokenizerFolder, texts: texts.count, characters: texts.reduce(0) { $0 + $1.unicodeScalars.count },
                               maxLength: maxLength, secondsMedian: median(times), seconds: times, threads: Compute.threads)
     }
+}
+
+/// `clbench bench --backbone text`: the shape of the PyTorch peer `tools/torch_text_lora_bench.py`. A
+/// BERT of the MiniLM folder's config.json (random weights, mean pooling), LoRA rank 8 on q and v,
+/// a linear head over 100 classes; training batch 32 (AdamW on LoRA + head), inference batch 128.
+/// Batches follow the benchmark's real token lengths: the committed sample `tools/text_lengths.json`
+/// (`tools/make_text_lengths.py`), taken `batch` at a time in order, cyclically (step i, warm-up
+/// included, uses lengths [i * batch, (i + 1) * batch) mod N), random ids with [CLS] first and [SEP]
+/// last, right-padded to the batch's longest sample, exactly as the peer builds them.
+public struct TextBenchConfig: Sendable {
+    /// A BERT config.json (default: the MiniLM folder's, `scripts/fetch-minilm.sh`).
+    public var configPath: String
+    /// The length sample (JSON with a "lengths" list).
+    public var lengthsPath: String
+    public var rank = 8, classes = 100, trainBatch = 32, inferBatch = 128, steps = 10, warmup = 3
+    public init(configPath: String, lengthsPath: String) { self.configPath = configPath; self.lengthsPath = lengthsPath }
+}
+
+extension Bench {
+    /// Analytic GEMM FLOPs of one sample of `n` real tokens, counted as the peer counts them (padded
+    /// positions are not counted: the figure is the useful work, whatever an implementation computes).
+    static func textFlops(n: Int, dim: Int, depth: Int, heads: Int, mlp: Int, rank: Int, classes: Int) -> (forward: Double, backward: Double) {
+        let (n, d, m, r, h) = (Double(n), Double(dim), Double(mlp), Double(rank), Double(heads))
+        let hd = d / h, l = Double(depth), cl = Double(classes)
+        let per = 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * d * m + 2 * 2 * h * n * n * hd + 2 * (2 * n * d * r + 2 * n * r * d)
+        let bper = 2 * n * d * 3 * d + 2 * n * d * d + 2 * 2 * n * d * m + 4 * 2 * h * n * n * hd + 2 * 4 * (2 * n * d * r)
+        let first = bper - 2 * n * d * 3 * d - 2 * h * n * n * hd - 2 * (2 * n * d * r)
+        return (l * per + 2 * d * cl, (l - 1) * bper + first + 2 * d * cl)
+    }
+
+    /// The length sample's lengths, checked (1...maxLength).
+    public static func textLengths(_ path: String) throws -> [Int] {
+        guard let data = FileManager.default.contents(atPath: path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let ls = obj["lengths"] as? [Int], !ls.isEmpty else {
+            throw BenchError("\(path): expected a JSON object with a non-empty \"lengths\" list (tools/make_text_lengths.py makes it)")
+        }
+        if let bad = ls.first(where: { $0 < 2 }) { throw BenchError("\(path): length \(bad) is under 2 ([CLS] and [SEP])") }
+        return ls
+    }
+
+    /// The text training and inference figures and the ceiling of the step's largest GEMM (fc1 over
+    /// the mean real tokens of a training batch: [tokens, dim] x [dim, mlp], as `Linear` runs it).
+    public static func runText(_ c: TextBenchConfig) throws -> (figures: [BenchFigure], ceiling: BLASCeilingFigure) {
+        let model = try HFCheckpoint.randomModel(config: c.configPath)
+        let cfg = model.config, lengths = try textLengths(c.lengthsPath)
+        guard let embed = model.frontEnd as? TextEmbedding else { throw BenchError("\(c.configPath): not a text model") }
+        if let bad = lengths.first(where: { $0 > embed.config.maxPositions }) {
+            throw BenchError("\(c.lengthsPath): length \(bad) exceeds the model's \(embed.config.maxPositions) positions")
+        }
+        var rng = RNG(seed: 0).split("bench-text")
+        var lora: [Parameter] = []
+        for b in 0..<cfg.depth {
+            for t in [AdapterTarget.q, .v] {
+                let bank = try model.loraSite(block: b, target: t).addBank("task0", rank: c.rank, alpha: Float(c.rank), rng: &rng)
+                lora += [bank.a, bank.b]
+            }
+        }
+        let head = LinearHead(inFeatures: cfg.dim, classes: c.classes, rng: &rng)
+        let opt = Adam.adamW(groups: [ParameterGroup(lora + head.parameters, learningRate: 1e-3, weightDecay: 0.01)])
+        let vocab = embed.config.vocabularySize
+        func batch(_ i: Int, _ size: Int) -> TokenBatch {
+            let ls = (0..<size).map { lengths[(i * size + $0) % lengths.count] }
+            let seqs = ls.map { n -> [Int32] in
+                var s = (0..<n).map { _ in Int32(1000 + rng.int(below: vocab - 1000)) }
+                s[0] = 101; s[n - 1] = 102
+                return s
+            }
+            return TokenBatch(padding: seqs, padID: embed.config.padID)
+        }
+        func flops(_ b: TokenBatch, training: Bool) -> Double {
+            b.lengths.reduce(0) { acc, n in
+                let f = textFlops(n: n, dim: cfg.dim, depth: cfg.depth, heads: cfg.heads, mlp: cfg.mlpDim, rank: c.rank, classes: c.classes)
+                return acc + f.forward + (training ? f.backward : 0)
+            }
+        }
+        func time(_ batches: [TokenBatch], _ body: (TokenBatch) throws -> Void) rethrows -> [Double] {
+            try batches.map { b in let t = DispatchTime.now().uptimeNanoseconds; try body(b); return Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6 }
+        }
+        let targets = (0..<c.trainBatch).map { _ in Int32(rng.int(below: c.classes)) }
+        let probs = Tensor(shape: [c.trainBatch, c.classes]), dlogits = Tensor(shape: [c.trainBatch, c.classes])
+        func step(_ b: TokenBatch) throws {
+            opt.zeroGrad()
+            let logits = try head.forward(try model.forward(.tokens(b), training: true))
+            _ = CrossEntropy.forward(probs: probs.data, logits: logits.data, targets: targets, rows: c.trainBatch, classes: c.classes)
+            dlogits.zero()
+            CrossEntropy.backward(dlogits: dlogits.data, probs: probs.data, targets: targets, rows: c.trainBatch, classes: c.classes)
+            try model.backward(dFeatures: try head.backward(dlogits))
+            opt.step(lrScale: 1)
+        }
+        let trainBatches = (0..<(c.warmup + c.steps)).map { batch($0, c.trainBatch) }
+        for b in trainBatches.prefix(c.warmup) { try step(b) }
+        let timedTrain = Array(trainBatches.dropFirst(c.warmup))
+        let trainTimes = try time(timedTrain, step)
+        let trainRSS = peakRSSMiB()
+
+        let inferSteps = max(5, c.steps / 2)
+        let inferBatches = (0..<(c.warmup + inferSteps)).map { batch($0, c.inferBatch) }
+        let infer = { (b: TokenBatch) in _ = try head.forward(try model.forward(.tokens(b))) }
+        for b in inferBatches.prefix(c.warmup) { try infer(b) }
+        let timedInfer = Array(inferBatches.dropFirst(c.warmup))
+        let inferTimes = try time(timedInfer, infer)
+
+        func figure(_ name: String, _ size: Int, _ batches: [TokenBatch], _ times: [Double], training: Bool, _ rss: Double) -> BenchFigure {
+            let med = median(times), best = times.min() ?? med
+            let fl = batches.map { flops($0, training: training) }
+            let rates = zip(fl, times).map { $0 / $1 / 1e6 }
+            let real = Double(batches.reduce(0) { $0 + $1.lengths.reduce(0, +) }) / Double(batches.count)
+            let padded = Double(batches.reduce(0) { $0 + $1.ids.count }) / Double(batches.count)
+            var f = BenchFigure(figure: name, batch: size, threads: Compute.threads, stepMsMedian: med, stepMsBest: best,
+                                imgPerSecMedian: Double(size) / med * 1000, imgPerSecBest: Double(size) / best * 1000,
+                                gflopPerImage: fl.reduce(0, +) / Double(fl.count) / Double(size) / 1e9, gflopsMedian: median(rates),
+                                peakRSSMiB: rss, stepTimesMs: times)
+            f.backbone = "text"
+            f.extra = ["real_tokens_per_batch": real, "padded_tokens_per_batch": padded]
+            return f
+        }
+        let figures = [figure("train", c.trainBatch, timedTrain, trainTimes, training: true, trainRSS),
+                       figure("infer", c.inferBatch, timedInfer, inferTimes, training: false, peakRSSMiB())]
+        let rows = Int((figures[0].extra["real_tokens_per_batch"] ?? 0).rounded())
+        var ceiling = measureCeiling(m: rows, n: cfg.mlpDim, k: cfg.dim, steps: c.steps)
+        ceiling.backbone = "text"
+        return (figures, ceiling)
+    }
+}
+
+/// A bench input that is not what it should be (a missing or malformed length sample).
+public struct BenchError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -105,7 +105,14 @@ struct Evaluate: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Time a frozen-ViT + LoRA training step and inference (same shape as the PyTorch peer script).")
+        abstract: "Time a frozen-backbone + LoRA training step and inference (same shapes as the PyTorch peer scripts).")
+
+    enum Backbone: String, ExpressibleByArgument { case vit, text, effnet }
+    @Option(help: "vit: the ViT shape of ../shared/tools/torch_vit_lora_bench.py; text: MiniLM's shape on the benchmark's token lengths, as tools/torch_text_lora_bench.py (the --dim ... --patch options are the ViT's); effnet: EfficientNet-Lite0 at --image px, LoRA on the 1x1 projections and head, as tools/torch_effnet_bench.py.")
+    var backbone: Backbone = .vit
+    @Option(help: "The BERT config.json for --backbone text (default: $CLBENCH_WEIGHTS/all-minilm-l6-v2/config.json).")
+    var textConfig: String?
+    @Option(help: "The token-length sample for --backbone text.") var lengths = "tools/text_lengths.json"
 
     @Option var dim = 192
     @Option var depth = 12
@@ -115,11 +122,10 @@ struct BenchCommand: ParsableCommand {
     @Option var image = 32
     @Option var rank = 8
     @Option var classes = 100
-    @Option var trainBatch = 64
-    @Option var inferBatch = 256
+    @Option(help: "Training batch (default: 64 for vit, 32 for text).") var trainBatch: Int?
+    @Option(help: "Inference batch (default: 256 for vit, 128 for text).") var inferBatch: Int?
     @Option(help: "Timed steps after warm-up.") var steps = 10
-    @Option(help: "vit (the shape above) or effnet (EfficientNet-Lite0 at --image px, LoRA on the 1x1 projections and head; tools/torch_effnet_bench.py).")
-    var backbone = "vit"
+    @Option(help: "Untimed steps first.") var warmup = 3
     @Flag(help: "Print one JSON object per figure.") var json = false
     @Option(help: "Also time loading CIFAR-100's 50,000 training images from DIR/cifar100 (median of 3 loads; the \"data_load\" figure).")
     var data: String?
@@ -140,12 +146,11 @@ struct BenchCommand: ParsableCommand {
             }
         }
         var c = BenchConfig()
+        let trainBatch = trainBatch ?? (backbone == .vit ? 64 : 32), inferBatch = inferBatch ?? (backbone == .vit ? 256 : 128)
         (c.dim, c.depth, c.heads, c.mlp, c.patch, c.image) = (dim, depth, heads, mlp, patch, image)
-        (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps) = (rank, classes, trainBatch, inferBatch, steps)
-        guard ["vit", "effnet"].contains(backbone) else { throw ValidationError("--backbone must be vit or effnet, got '\(backbone)'") }
-        c.backbone = backbone
+        (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps, c.warmup) = (rank, classes, trainBatch, inferBatch, steps, warmup)
         for (name, v) in [("dim", dim), ("depth", depth), ("heads", heads), ("mlp", mlp), ("rank", rank), ("classes", classes),
-                          ("train-batch", trainBatch), ("infer-batch", inferBatch), ("steps", steps)] where v < 1 {
+                          ("train-batch", trainBatch), ("infer-batch", inferBatch), ("steps", steps), ("warmup", warmup + 1)] where v < 1 {
             throw ValidationError("--\(name) must be at least 1, got \(v)")
         }
         if let data {
@@ -156,7 +161,22 @@ struct BenchCommand: ParsableCommand {
             }
         }
         compute.adviseOnBLASKernel(evenIfChosen: true)
-        let figures = try Bench.run(c)
+        let figures: [BenchFigure], ceiling: BLASCeilingFigure?
+        switch backbone {
+        case .vit:
+            figures = try Bench.run(c)
+            ceiling = Bench.blasCeiling(c)
+        case .effnet:
+            c.backbone = "effnet"
+            figures = try Bench.run(c)
+            ceiling = nil   // no ceiling figure for the CNN yet: its largest GEMM is not one shape across the step
+        case .text:
+            let weights = ProcessInfo.processInfo.environment["CLBENCH_WEIGHTS"] ?? (NSHomeDirectory() + "/.cache/clbench/weights")
+            var t = TextBenchConfig(configPath: textConfig ?? ((weights as NSString).appendingPathComponent("all-minilm-l6-v2") as NSString)
+                                        .appendingPathComponent("config.json"), lengthsPath: lengths)
+            (t.rank, t.classes, t.trainBatch, t.inferBatch, t.steps, t.warmup) = (rank, classes, trainBatch, inferBatch, steps, warmup)
+            (figures, ceiling) = try Bench.runText(t)
+        }
         for f in figures {
             if json { print(try f.json()) } else {
                 print(String(format: "%-6@ batch %4d: median %7.1f ms (%6.1f img/s, %5.1f GFLOP/s), best %7.1f ms, peak RSS %.0f MiB, BLAS kernel %@",
@@ -164,8 +184,7 @@ struct BenchCommand: ParsableCommand {
                              (f.blasKernel ?? "unknown") as NSString))
             }
         }
-        if backbone == "effnet" { return }   // the ceiling below is the ViT's qkv GEMM
-        let ceiling = Bench.blasCeiling(c)
+        guard let ceiling else { return }
         if json { print(try ceiling.json()) } else {
             print(String(format: "ceiling %dx%dx%d GEMM (the step's largest): median %.1f GFLOP/s, best %.1f GFLOP/s; train reaches %.0f %%, infer %.0f %% of it",
                          ceiling.m, ceiling.n, ceiling.k, ceiling.gflopsMedian, ceiling.gflopsBest,

@@ -233,6 +233,8 @@ public final class TextEmbedding: FrontEnd {
 
     final class Scratch {
         let sum: Tensor, normed: Tensor, mean: Tensor, rstd: Tensor
+        /// The gradient at `sum`, made by the first backward that needs it and kept.
+        var dSum: Tensor?
         init(rows: Int, dim: Int) {
             sum = Tensor(shape: [rows, dim]); normed = Tensor(shape: [rows, dim]); mean = Tensor(shape: [rows]); rstd = Tensor(shape: [rows])
         }
@@ -273,7 +275,9 @@ public final class TextEmbedding: FrontEnd {
             dst.update(from: src, count: d)
             (dst + d).update(from: src + (1 + lp) * d, count: (l - 1) * d)
         }
-        let dSum = Tensor(shape: [rows, d])
+        let dSum = ws.dSum ?? Tensor(shape: [ws.sum.count / d, d])
+        ws.dSum = dSum
+        dSum.data.update(repeating: 0, count: rows * d)
         LayerNorm.backward(dinp: dSum.data, dweight: normW.grad?.data, dbias: normB.grad?.data, dout: dNormed.data,
                            inp: ws.sum.data, weight: normW.value.data, mean: ws.mean.data, rstd: ws.rstd.data, rows: rows, dim: d)
         for r in 0..<rows where r % l < t.lengths[r / l] {

@@ -102,6 +102,15 @@ public enum HFCheckpoint {
         return loaded
     }
 
+    /// A randomly initialised model of a BERT config.json's architecture (mean pooling), for
+    /// benchmarks that need the shape and not the weights (`clbench bench --backbone text`).
+    public static func randomModel(config path: String, seed: UInt64 = 0) throws -> Transformer {
+        let config = try bertConfig(try json(path), path: path)
+        let model = Transformer(config: config.core, frontEnd: TextEmbedding(config: config.embeddings), seed: seed)
+        model.pooling = .mean
+        return model
+    }
+
     /// A BERT config.json: the core and the embeddings, every field checked.
     struct BertConfig { var core: TransformerConfig; var embeddings: TextEmbeddingConfig }
 

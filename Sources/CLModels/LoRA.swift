@@ -58,7 +58,10 @@ public final class LoRASite {
     private var mask: Tensor?             // [rows, in]
     private var dropped: Tensor?          // dropout(X), [rows, in]
     private var scratch: Tensor?          // [rows, max rank]
-    private var rows = 0
+    private var dropoutGrad: Tensor?      // [rows, in]: the gradient at dropout(X), with dropout
+    /// Rows the buffers above hold. They are reallocated only for more rows, so passes with fewer
+    /// (packed text batches, a last short chunk) reuse them: no allocation per step.
+    private var capacity = 0
 
     init(name: String, inFeatures: Int, outFeatures: Int) {
         self.name = name; self.inFeatures = inFeatures; self.outFeatures = outFeatures
@@ -82,14 +85,15 @@ public final class LoRASite {
 
     private func ensure(rows: Int, training: Bool) {
         let maxRank = banks.map(\.rank).max() ?? 1
-        if rows != self.rows || u.count != banks.count || scratch.map({ $0.count < rows * maxRank }) ?? true {
-            self.rows = rows
-            u = banks.map { Tensor(shape: [rows, $0.rank]) }
-            scratch = Tensor(shape: [rows, maxRank])
+        if rows > capacity || u.count != banks.count || zip(u, banks).contains(where: { $0.count < capacity * $1.rank })
+            || scratch.map({ $0.count < capacity * maxRank }) ?? true {
+            capacity = max(rows, capacity)
+            u = banks.map { Tensor(shape: [capacity, $0.rank]) }
+            scratch = Tensor(shape: [capacity, maxRank])
             mask = nil; dropped = nil
         }
         if training && dropout > 0 && mask == nil {
-            mask = Tensor(shape: [rows, inFeatures]); dropped = Tensor(shape: [rows, inFeatures])
+            mask = Tensor(shape: [capacity, inFeatures]); dropped = Tensor(shape: [capacity, inFeatures])
         }
     }
 
@@ -119,8 +123,13 @@ public final class LoRASite {
         let live = liveBanks
         if live.isEmpty { return }
         let input: UnsafePointer<Float> = (dropout > 0 && dropped != nil) ? UnsafePointer(dropped!.data) : x
-        // With dropout, dL/dX = mask * dL/d(dropout(X)): collect into a temporary first.
-        let dInput: Tensor? = (dx != nil && dropout > 0 && mask != nil) ? Tensor(shape: [rows, inFeatures]) : nil
+        // With dropout, dL/dX = mask * dL/d(dropout(X)): collect into a buffer first (kept: no allocation per step).
+        var dInput: Tensor?
+        if dx != nil && dropout > 0 && mask != nil {
+            if (dropoutGrad?.count ?? 0) < rows * inFeatures { dropoutGrad = Tensor(shape: [capacity, inFeatures]) }
+            dropoutGrad!.data.update(repeating: 0, count: rows * inFeatures)
+            dInput = dropoutGrad
+        }
         for (j, bank) in live {
             let r = bank.rank, scale = bank.scaling, gate = bank.gate.value[0]
             let g = scratch!.data  // G = dY B [rows, r]

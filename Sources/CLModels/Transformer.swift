@@ -178,18 +178,31 @@ public final class Transformer {
     /// block's output), a chunk of samples at a time (one chunk in training, which keeps every
     /// block's activations for the backward pass). Gathers the pooled rows and fills the taps.
     private func runBlocks(from input: UnsafePointer<Float>, firstBlock: Int, _ ws: Workspace, batch: Int) {
-        let rowsPerSample = ws.tokens * config.dim
+        let d = config.dim, rowsPerSample = ws.tokens * d
         var rng = self.rng
-        for i in firstBlock..<blocks.count where tapBlocks.contains(i) { ws.taps[i] = Tensor(shape: [batch * ws.tokens, config.dim]) }
+        for i in firstBlock..<blocks.count where tapBlocks.contains(i) { ws.taps[i] = Tensor(shape: [batch * ws.tokens, d]) }
+        // Padded text batches run packed: only real rows go through the blocks (`Workspace.rowStart`).
+        var source = input
+        if ws.rowStart != nil {
+            ws.pack(input, into: ws.packedInput.data)
+            source = UnsafePointer(ws.packedInput.data)
+        }
         for start in stride(from: 0, to: batch, by: ws.chunkSamples) {
             let n = min(ws.chunkSamples, batch - start)
             let context = ws.context(samples: start..<(start + n))
-            var x = input + start * rowsPerSample
+            let firstRow = ws.rowStart?[start] ?? start * ws.tokens
+            var x = source + firstRow * d
             for i in firstBlock..<blocks.count {
                 let buf = ws.buffers(for: i)
                 blocks[i].forward(x, buf, context, &rng)
                 x = UnsafePointer(buf.out.data)
-                if let tap = ws.taps[i] { (tap.data + start * rowsPerSample).update(from: x, count: n * rowsPerSample) }
+                if let tap = ws.taps[i] {
+                    if ws.rowStart != nil {
+                        ws.unpack(x, samples: start..<(start + n), into: tap.data)
+                    } else {
+                        (tap.data + start * rowsPerSample).update(from: x, count: n * rowsPerSample)
+                    }
+                }
             }
             gatherPooledRows(ws, x, samples: start..<(start + n))
         }
@@ -226,6 +239,15 @@ public final class Transformer {
     /// block's output `x`, which holds those samples only.
     private func gatherPooledRows(_ ws: Workspace, _ x: UnsafePointer<Float>, samples: Range<Int>) {
         let d = config.dim, t = ws.tokens, k = ws.pooledPerSample, first = ws.firstPooledRow
+        if let starts = ws.rowStart {
+            // Packed: a sample's real rows only; the rest of its pooled rows (padding, weighted 0) are cleared.
+            for b in samples {
+                let real = ws.pooledCount(sample: b), dst = ws.pooledRows.data + b * k * d
+                dst.update(from: x + (starts[b] - starts[samples.lowerBound] + first) * d, count: real * d)
+                (dst + real * d).update(repeating: 0, count: (k - real) * d)
+            }
+            return
+        }
         for (j, b) in samples.enumerated() {
             (ws.pooledRows.data + b * k * d).update(from: x + (j * t + first) * d, count: k * d)
         }
@@ -241,7 +263,7 @@ public final class Transformer {
             LayerNorm.forward(out: ws.pooledNorm.data, mean: ws.normMean.data, rstd: ws.normRstd.data, inp: ws.pooledRows.data,
                               weight: normW.value.data, bias: normB.value.data, rows: batch * k, dim: d, eps: config.layerNormEps)
         }
-        if k == 1 { ws.features.copyValues(normed) } else {
+        if k == 1 { ws.features.data.update(from: normed.data, count: batch * d) } else {
             ws.features.zero()
             for b in 0..<batch {
                 let n = ws.pooledCount(sample: b)
@@ -257,7 +279,11 @@ public final class Transformer {
     public func tap(block: Int) -> Tensor? { workspace?.taps[block] }
 
     private func workspaceFor(_ key: WorkspaceKey) -> Workspace {
-        if let i = workspaces.firstIndex(where: { $0.key == key }) {
+        // A workspace holds up to `key.tokens` tokens per sample: text batches padded to any shorter
+        // length reuse it (the smallest that fits), so varying lengths allocate nothing once the
+        // longest has been seen. A longer batch replaces the workspaces it outgrows.
+        let fits = workspaces.indices.filter { workspaces[$0].key.fits(key) }
+        if let i = fits.min(by: { workspaces[$0].key.tokens < workspaces[$1].key.tokens }) {
             let entry = workspaces.remove(at: i)
             workspaces.append(entry)   // most recently used last
             entry.ws.taps = [:]
@@ -265,6 +291,7 @@ public final class Transformer {
             workspace = entry.ws
             return entry.ws
         }
+        workspaces.removeAll { key.fits($0.key) }
         if workspaces.count >= Self.workspaceCacheSize { workspaces.removeFirst() }  // free the least recently used first
         workspace = nil
         let ws = Workspace(config: config, key: key, frontEnd: frontEnd)
@@ -308,18 +335,34 @@ public final class Transformer {
         }
         if first >= blocks.count { return }
         var dOut = g.dX[0]
-        dOut.zero()
         let firstRow = ws.firstPooledRow
-        for b in 0..<batch { (dOut.data + (b * t + firstRow) * d).update(from: dRows.data + b * k * d, count: k * d) }
+        if let starts = ws.rowStart {
+            // Packed: the gradient exists for real rows only (padded rows would get exactly 0).
+            dOut.data.update(repeating: 0, count: starts[batch] * d)
+            for b in 0..<batch {
+                (dOut.data + (starts[b] + firstRow) * d).update(from: dRows.data + b * k * d, count: ws.pooledCount(sample: b) * d)
+            }
+        } else {
+            dOut.zero()
+            for b in 0..<batch { (dOut.data + (b * t + firstRow) * d).update(from: dRows.data + b * k * d, count: k * d) }
+        }
+        let embedded = UnsafePointer(ws.rowStart != nil ? ws.packedInput.data : ws.x0.data)
         var flip = 1
         for i in stride(from: blocks.count - 1, through: max(first, 0), by: -1) {
-            let blockInput = i == 0 ? UnsafePointer(ws.x0.data) : UnsafePointer(ws.buffers(for: i - 1).out.data)
+            let blockInput = i == 0 ? embedded : UnsafePointer(ws.buffers(for: i - 1).out.data)
             let dIn = g.dX[flip]
             blocks[i].backward(x: blockInput, dOut: dOut, dX: dIn, needInputGrad: i > first, ws.buffers(for: i), g, ws.context)
             dOut = dIn
             flip ^= 1
         }
         if first == -1 {
+            if ws.rowStart != nil {
+                // Back to the padded layout the front end and the prompts use (padded rows: gradient 0).
+                let padded = g.dX[flip]
+                padded.zero()
+                ws.unpack(UnsafePointer(dOut.data), samples: 0..<batch, into: padded.data)
+                dOut = padded
+            }
             let lp = ws.key.prompts
             if lp > 0, let prompts = inputPrompts {
                 if inputPromptGrad?.shape != prompts.shape { inputPromptGrad = Tensor(shape: prompts.shape) }
@@ -338,25 +381,36 @@ public final class Transformer {
 
 struct WorkspaceKey: Equatable {
     var batch: Int
-    /// Tokens per sample before input prompts, and the front end's shape variant (the image grid).
+    /// Tokens per sample before input prompts (a pass's padded length; a workspace's capacity), and
+    /// the front end's shape variant (the image grid).
     var tokens: Int, variant: Int
     var training: Bool
     /// Input prompt tokens per sample and the longest prefix.
     var prompts: Int, maxPrefix: Int
     var pooling: Pooling
+
+    /// Whether a workspace made for this key serves `other`: the same in everything but tokens, and at least as many.
+    func fits(_ other: WorkspaceKey) -> Bool {
+        var same = other
+        same.tokens = tokens
+        return same == self && tokens >= other.tokens
+    }
 }
 
 /// Buffers for one batch size, sequence shape and prompt shape. Training keeps one set per block;
 /// inference alternates two sets (block i reads the previous block's output while writing its own).
 final class Workspace {
     let key: WorkspaceKey
-    /// Rows per sample through the blocks: the front end's tokens plus input prompts.
-    let tokens: Int
+    /// Rows per sample the buffers hold (`key.tokens` plus input prompts).
+    let capacity: Int
+    /// Rows per sample through the blocks in the current pass: its padded length plus input prompts.
+    private(set) var tokens: Int
     let x0: Tensor
     let frontEndScratch: AnyObject
     /// Pooled rows per sample and the first of them (cls: 1 from row 0; prompt mean: the prompts
     /// from row 1; mean: every row from row 0, padded ones weighted 0).
-    let pooledPerSample: Int, firstPooledRow: Int
+    private(set) var pooledPerSample: Int
+    let firstPooledRow: Int
     let pooledRows: Tensor, pooledNorm: Tensor, pooledGrad: Tensor, pooledRowsGrad: Tensor
     let features: Tensor, normMean: Tensor, normRstd: Tensor
     let blockBuffers: [BlockBuffers]
@@ -375,14 +429,29 @@ final class Workspace {
     private(set) var shape: SequenceShape
     /// Real rows per sample through the blocks (tokens + prompts), nil when none is padded.
     private(set) var validRows: [Int]?
+    /// Packed layout (text batches with padding, no prefix prompts): the blocks see only real rows,
+    /// sample b's at rows rowStart[b] ..< rowStart[b + 1] (rowStart[batch] is the total), so the
+    /// GEMMs and pointwise passes skip padding entirely. Nil for the padded layout (images, batches
+    /// without padding, prefix prompts). Real rows compute exactly what they compute padded (every
+    /// operation but attention is per row, and attention already reads real keys only).
+    private(set) var rowStart: [Int]?
+    /// The embedded tokens, packed (allocated on the first packed pass).
+    var packedInput: Tensor {
+        if let t = _packedInput { return t }
+        let t = Tensor(shape: [key.batch * capacity, config.dim])
+        _packedInput = t
+        return t
+    }
+    private var _packedInput: Tensor?
 
     init(config: TransformerConfig, key: WorkspaceKey, frontEnd: any FrontEnd) {
         self.key = key
         self.config = config
         let batch = key.batch
-        tokens = key.tokens + key.prompts
+        capacity = key.tokens + key.prompts
+        tokens = capacity
         shape = SequenceShape(tokens: key.tokens, variant: key.variant)
-        let d = config.dim, rows = batch * tokens
+        let d = config.dim, rows = batch * capacity
         x0 = Tensor(shape: [rows, d])
         frontEndScratch = frontEnd.makeScratch(batch: batch, shape: shape)
         switch key.pooling {
@@ -410,11 +479,32 @@ final class Workspace {
 
     /// Starts a pass over `input`: records it and its padding (the mask every block context carries).
     func begin(input: ModelInput, shape: SequenceShape) {
+        precondition(shape.tokens <= key.tokens, "Workspace.begin: \(shape.tokens) tokens in a workspace for \(key.tokens)")
         self.input = input
         self.shape = shape
+        tokens = shape.tokens + key.prompts
+        if key.pooling == .mean { pooledPerSample = tokens }
         validRows = shape.validTokens.map { $0.map { $0 + key.prompts } }
+        rowStart = key.maxPrefix == 0 ? validRows.map { v in v.reduce(into: [0]) { $0.append($0.last! + $1) } } : nil
         context = Self.context(config, samples: chunkSamples, tokens: tokens, valid: validRows.map { Array($0.prefix(chunkSamples)) },
-                               training: key.training)
+                               packed: rowStart != nil, training: key.training)
+    }
+
+    /// Copies the real rows of every sample from the padded layout `x` [batch * tokens, dim] to `packed`.
+    func pack(_ x: UnsafePointer<Float>, into packed: UnsafeMutablePointer<Float>) {
+        guard let starts = rowStart, let valid = validRows else { return }
+        let d = config.dim
+        for b in 0..<key.batch { (packed + starts[b] * d).update(from: x + b * tokens * d, count: valid[b] * d) }
+    }
+
+    /// Copies the packed rows of `samples` (`x` starts at the first of them) to their places in the
+    /// padded layout `padded` [batch * tokens, dim]; padded rows are left as they are.
+    func unpack(_ x: UnsafePointer<Float>, samples: Range<Int>, into padded: UnsafeMutablePointer<Float>) {
+        guard let starts = rowStart, let valid = validRows else { return }
+        let d = config.dim
+        for b in samples {
+            (padded + b * tokens * d).update(from: x + (starts[b] - starts[samples.lowerBound]) * d, count: valid[b] * d)
+        }
     }
 
     /// Pooled rows that count for sample b (the rest are padding).
@@ -422,11 +512,18 @@ final class Workspace {
         key.pooling == .mean ? (validRows?[b] ?? tokens) : pooledPerSample
     }
 
-    private static func context(_ config: TransformerConfig, samples n: Int, tokens: Int, valid: [Int]?, training: Bool) -> TransformerBlock.Context {
+    private static func context(_ config: TransformerConfig, samples n: Int, tokens: Int, valid: [Int]?, packed: Bool = false,
+                                training: Bool) -> TransformerBlock.Context {
         let d = config.dim
         var layout = Attention.Layout.fused(batch: n, tokens: tokens, heads: config.heads, dim: d)
         layout.validQueries = valid
-        return TransformerBlock.Context(rows: n * tokens, dim: d, mlp: config.mlpDim, eps: config.layerNormEps, batch: n, tokens: tokens,
+        var rows = n * tokens
+        if packed, let valid {
+            let starts = valid.reduce(into: [0]) { $0.append($0.last! + $1) }
+            layout.rowOffsets = Array(starts.dropLast())
+            rows = starts.last!
+        }
+        return TransformerBlock.Context(rows: rows, dim: d, mlp: config.mlpDim, eps: config.layerNormEps, batch: n, tokens: tokens,
                                 heads: config.heads, layout: layout, validRows: valid,
                                 scale: 1 / Float(config.headDim).squareRoot(), activation: config.activation, training: training)
     }
@@ -434,7 +531,8 @@ final class Workspace {
     /// The block context for a chunk of samples (at most chunkSamples; the last chunk may be short).
     func context(samples: Range<Int>) -> TransformerBlock.Context {
         if samples.count == chunkSamples && (validRows == nil || samples.lowerBound == 0) { return context }
-        return Self.context(config, samples: samples.count, tokens: tokens, valid: validRows.map { Array($0[samples]) }, training: key.training)
+        return Self.context(config, samples: samples.count, tokens: tokens, valid: validRows.map { Array($0[samples]) },
+                            packed: rowStart != nil, training: key.training)
     }
 
     func buffers(for block: Int) -> BlockBuffers { blockBuffers[key.training ? block : block % blockBuffers.count] }

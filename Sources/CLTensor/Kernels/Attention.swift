@@ -20,6 +20,10 @@ public enum Attention {
         public var queries: Int, keys: Int
         /// Real (unpadded) query rows per sample; nil when every row is real.
         public var validQueries: [Int]?
+        /// Packed rows (varlen): sample b's rows start at row `rowOffsets[b]` of q, k, v and out (rows
+        /// `ld` apart), instead of at `b * batchStride`, and only its real rows exist (`validQueries`
+        /// must be set; no prefix keys). Nil for the padded layout.
+        public var rowOffsets: [Int]?
         public var q: (ld: Int, batchStride: Int)
         public var k: (ld: Int, batchStride: Int)
         public var v: (ld: Int, batchStride: Int)
@@ -39,6 +43,13 @@ public enum Attention {
         }
         public var probCount: Int { batch * heads * queries * keys }
 
+        /// Where sample b's rows of a buffer with this (ld, batchStride) start, in floats.
+        @inlinable
+        public func start(_ b: Int, _ m: (ld: Int, batchStride: Int)) -> Int {
+            if let r = rowOffsets { return r[b] * m.ld }
+            return b * m.batchStride
+        }
+
         /// Real queries and keys of sample b.
         @inlinable
         public func valid(_ b: Int) -> (queries: Int, keys: Int) {
@@ -56,13 +67,14 @@ public enum Attention {
         let tq = l.queries, tk = l.keys, hd = l.headDim
         Compute.parallelFor(l.batch * l.heads) { bh in
             let b = bh / l.heads, h = bh % l.heads
-            let qh = pq.pointer + b * l.q.batchStride + h * hd
-            let kh = pk.pointer + b * l.k.batchStride + h * hd
-            let vh = pv.pointer + b * l.v.batchStride + h * hd
+            let qh = pq.pointer + l.start(b, l.q) + h * hd
+            let kh = pk.pointer + l.start(b, l.k) + h * hd
+            let vh = pv.pointer + l.start(b, l.v) + h * hd
             let p = pp.pointer + bh * tq * tk
-            let o = po.pointer + b * l.out.batchStride + h * hd
+            let o = po.pointer + l.start(b, l.out) + h * hd
             let (nq, nk) = l.valid(b)
-            if nq < tq || nk < tk {
+            // Packed rows have no padded rows to clear, and the backward reads only the real block of probabilities.
+            if (nq < tq || nk < tk) && l.rowOffsets == nil {
                 // Padding: the whole probability block and the padded output rows are zero.
                 p.update(repeating: 0, count: tq * tk)
                 for r in nq..<tq { (o + r * l.out.ld).update(repeating: 0, count: hd) }
@@ -86,8 +98,8 @@ public enum Attention {
         let tq = l.queries, tk = l.keys, hd = l.headDim
         Compute.parallelFor(l.batch * l.heads) { bh in
             let b = bh / l.heads, h = bh % l.heads
-            let qOff = b * l.q.batchStride + h * hd, kOff = b * l.k.batchStride + h * hd, vOff = b * l.v.batchStride + h * hd
-            let gh = pg.pointer + b * l.out.batchStride + h * hd
+            let qOff = l.start(b, l.q) + h * hd, kOff = l.start(b, l.k) + h * hd, vOff = l.start(b, l.v) + h * hd
+            let gh = pg.pointer + l.start(b, l.out) + h * hd
             let p = pp.pointer + bh * tq * tk, ds = ps.pointer + bh * tq * tk
             // Only the real block [nq, nk] takes part; padded rows and columns have zero probability.
             let (nq, nk) = l.valid(b)
