@@ -262,7 +262,9 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(check.notes.contains("cifar100-10t__finetune__s0: 2 configurations in the results (cifar100-10t-quick, cifar100-10t)"), "\(check.notes)")
         // compare: finetune has two configurations on cifar100-10t, so that scenario needs METHOD@SUITE.
         let all = try PairedComparison(results: loaded.results, baseline: "finetune", methodOrder: MethodRegistry.builtin.names)
-        XCTAssertEqual(Set(all.entries.map(\.scenario)), ["cifar100-smoke", "olora-order1"])
+        XCTAssertEqual(Set(all.entries.map(\.scenario)), ["cifar100-smoke", "olora-order1", "olora-standard"])
+        // olora-standard pairs by order: n = 3 matched runs per method (seed 0 x orders 1-3).
+        XCTAssertTrue(all.entries.filter { $0.scenario == "olora-standard" }.allSatisfy { $0.n == 3 }, "\(all.entries.filter { $0.scenario == "olora-standard" })")
         XCTAssertTrue(all.notes.contains { $0.hasPrefix("cifar100-10t: finetune has 2 configurations here") }, "\(all.notes)")
         let full = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t", methodOrder: MethodRegistry.builtin.names)
         XCTAssertEqual(full.entries.first?.row, "finetune (cifar100-10t-quick: epochs=1, forward_transfer=false)")

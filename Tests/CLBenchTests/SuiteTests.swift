@@ -166,9 +166,10 @@ final class SuiteTests: XCTestCase {
     /// under today's `CellSpec`, so `suite` keeps skipping those cells.
     func testCommittedResultsKeepTheirNamesAndHashes() throws {
         let results = try ReportInput.load([CLITests.checkout.path + "/results"])
-        XCTAssertEqual(results.count, 28, "smoke 8, cifar100-10t-quick 8, cifar100-10t 2, olora-quick 10")
+        XCTAssertEqual(results.count, 58, "smoke 8, cifar100-10t-quick 8, cifar100-10t 2, olora-quick 10, olora-standard 30")
         for r in results {
-            XCTAssertNil(r.config.cell.order)
+            // olora-standard's cells are O-LoRA's orders 1-3; every other committed cell predates orders.
+            if r.config.cell.scenario == "olora-standard" { XCTAssertNotNil(r.config.cell.order, r.name) } else { XCTAssertNil(r.config.cell.order, r.name) }
             XCTAssertEqual(r.config.cell.hash, r.config.hash, r.name)
             XCTAssertEqual(r.config.cell.name, r.name)
         }
@@ -179,7 +180,7 @@ final class SuiteTests: XCTestCase {
     /// exist: `suite` keeps skipping them. The backbone is taken from the result, since its
     /// checkpoint path is where the checkout was.
     func testCommittedResultsAreTodaysCellsOfTheirSuites() throws {
-        for name in ["smoke", "cifar100-10t-quick", "olora-quick"] {
+        for name in ["smoke", "cifar100-10t-quick", "olora-quick", "olora-standard"] {
             let (suite, _) = try SuiteFile.load(CLITests.checkout.path + "/suites/\(name).yaml")
             let cells = try suite.cells(registry: .builtin)
             let results = try ReportInput.load([CLITests.checkout.path + "/results/" + name])
