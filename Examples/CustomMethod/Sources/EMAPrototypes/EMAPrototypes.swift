@@ -29,7 +29,7 @@ public final class EMAPrototypes: ContinualMethod {
     public static let capabilities = MethodCapabilities()
 
     let options: Options
-    let model: Transformer
+    let model: any Backbone
     /// [classCount, dim]: one prototype per class of the scenario, zero until the class is seen.
     public let prototypes: Tensor
     /// Updates each class's prototype has received (0: never seen).
@@ -44,7 +44,7 @@ public final class EMAPrototypes: ContinualMethod {
         }
         self.options = options
         model = context.backbone
-        prototypes = Tensor(shape: [context.classCount, context.backbone.config.dim])
+        prototypes = Tensor(shape: [context.classCount, context.backbone.featureDim])
         updates = Array(repeating: 0, count: context.classCount)
     }
 
@@ -54,7 +54,7 @@ public final class EMAPrototypes: ContinualMethod {
     /// batch of a class sets the prototype to that mean.
     public func train(_ batch: Batch, step: TrainStep, task: TaskInfo) throws -> [String: Float] {
         let f = try model.forward(batch.inputs, training: false)
-        let d = model.config.dim
+        let d = model.featureDim
         var sums: [Int: [Float]] = [:], counts: [Int: Int] = [:]
         for r in 0..<batch.count {
             let x = f.data + r * d
