@@ -92,43 +92,8 @@ public enum Bench {
                 lora += [bank.a, bank.b]
             }
         }
-        let head = LinearHead(inFeatures: c.dim, classes: c.classes, rng: &rng)
-        let opt = Adam.adamW(groups: [ParameterGroup(lora + head.parameters, learningRate: 1e-3, weightDecay: 0.01)])
         let (ff, bf) = flops(c)
-
-        // Training step: forward, cross-entropy, backward, AdamW on LoRA + head.
-        let x = Tensor(shape: [c.trainBatch, 3, c.image, c.image]); rng.fillNormal(x)
-        let targets = (0..<c.trainBatch).map { _ in Int32(rng.int(below: c.classes)) }
-        let probs = Tensor(shape: [c.trainBatch, c.classes]), dlogits = Tensor(shape: [c.trainBatch, c.classes])
-        func step() throws {
-            opt.zeroGrad()
-            let logits = try head.forward(try model.forward(.images(x), training: true))
-            _ = CrossEntropy.forward(probs: probs.data, logits: logits.data, targets: targets, rows: c.trainBatch, classes: c.classes)
-            dlogits.zero()
-            CrossEntropy.backward(dlogits: dlogits.data, probs: probs.data, targets: targets, rows: c.trainBatch, classes: c.classes)
-            try model.backward(dFeatures: try head.backward(dlogits))
-            opt.step(lrScale: 1)
-        }
-        func time(_ n: Int, _ body: () throws -> Void) rethrows -> [Double] {
-            try (0..<n).map { _ in let t = DispatchTime.now().uptimeNanoseconds; try body(); return Double(DispatchTime.now().uptimeNanoseconds - t) / 1e6 }
-        }
-        for _ in 0..<c.warmup { try step() }
-        let trainTimes = try time(c.steps, step)
-        let trainRSS = peakRSSMiB()
-
-        let xi = Tensor(shape: [c.inferBatch, 3, c.image, c.image]); rng.fillNormal(xi)
-        let infer = { _ = try head.forward(try model.forward(.images(xi))) }
-        for _ in 0..<max(1, c.warmup) { try infer() }
-        let inferTimes = try time(max(5, c.steps / 2), infer)
-
-        func figure(_ name: String, _ batch: Int, _ times: [Double], _ gflop: Double, _ rss: Double) -> BenchFigure {
-            let med = median(times), best = times.min() ?? med
-            return BenchFigure(figure: name, batch: batch, threads: Compute.threads, stepMsMedian: med, stepMsBest: best,
-                               imgPerSecMedian: Double(batch) / med * 1000, imgPerSecBest: Double(batch) / best * 1000,
-                               gflopPerImage: gflop / 1e9, gflopsMedian: gflop * Double(batch) / med / 1e6,
-                               peakRSSMiB: rss, stepTimesMs: times)
-        }
-        return [figure("train", c.trainBatch, trainTimes, ff + bf, trainRSS), figure("infer", c.inferBatch, inferTimes, ff, peakRSSMiB())]
+        return try timeImageLoRA(model, lora: lora, c, trainFLOPs: ff + bf, inferFLOPs: ff, rng: &rng)
     }
 
     /// EfficientNet-Lite0, frozen (batch norm folded), LoRA on `project` and `head`, a linear head of
@@ -146,9 +111,18 @@ public enum Bench {
                 lora += [bank.a, bank.b]
             }
         }
+        let ff = model.config.forwardFLOPs(size: c.image)
+        return try timeImageLoRA(model, lora: lora, c, trainFLOPs: 2 * ff, inferFLOPs: ff, rng: &rng)
+    }
+
+    /// The timed part shared by the image backbones: a linear head of `c.classes` on the pooled
+    /// features; `c.steps` training steps (forward, cross-entropy, backward, AdamW on `lora` + head)
+    /// on one random batch after `c.warmup` untimed ones, then inference on a larger one. FLOPs are
+    /// per image.
+    static func timeImageLoRA(_ model: any Backbone, lora: [Parameter], _ c: BenchConfig, trainFLOPs: Double, inferFLOPs: Double,
+                              rng: inout RNG) throws -> [BenchFigure] {
         let head = LinearHead(inFeatures: model.featureDim, classes: c.classes, rng: &rng)
         let opt = Adam.adamW(groups: [ParameterGroup(lora + head.parameters, learningRate: 1e-3, weightDecay: 0.01)])
-        let ff = model.config.forwardFLOPs(size: c.image)
         let x = Tensor(shape: [c.trainBatch, 3, c.image, c.image]); rng.fillNormal(x)
         let targets = (0..<c.trainBatch).map { _ in Int32(rng.int(below: c.classes)) }
         let probs = Tensor(shape: [c.trainBatch, c.classes]), dlogits = Tensor(shape: [c.trainBatch, c.classes])
@@ -167,10 +141,12 @@ public enum Bench {
         for _ in 0..<c.warmup { try step() }
         let trainTimes = try time(c.steps, step)
         let trainRSS = peakRSSMiB()
+
         let xi = Tensor(shape: [c.inferBatch, 3, c.image, c.image]); rng.fillNormal(xi)
         let infer = { _ = try head.forward(try model.forward(.images(xi), training: false)) }
         for _ in 0..<max(1, c.warmup) { try infer() }
         let inferTimes = try time(max(5, c.steps / 2), infer)
+
         func figure(_ name: String, _ batch: Int, _ times: [Double], _ gflop: Double, _ rss: Double) -> BenchFigure {
             let med = median(times), best = times.min() ?? med
             return BenchFigure(figure: name, batch: batch, threads: Compute.threads, stepMsMedian: med, stepMsBest: best,
@@ -178,7 +154,7 @@ public enum Bench {
                                gflopPerImage: gflop / 1e9, gflopsMedian: gflop * Double(batch) / med / 1e6,
                                peakRSSMiB: rss, stepTimesMs: times)
         }
-        return [figure("train", c.trainBatch, trainTimes, 2 * ff, trainRSS), figure("infer", c.inferBatch, inferTimes, ff, peakRSSMiB())]
+        return [figure("train", c.trainBatch, trainTimes, trainFLOPs, trainRSS), figure("infer", c.inferBatch, inferTimes, inferFLOPs, peakRSSMiB())]
     }
 
     /// The ceiling the figures above are measured against: the GFLOP/s of the step's largest GEMM

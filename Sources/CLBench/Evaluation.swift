@@ -103,42 +103,9 @@ extension Evaluation {
         guard train.classNames == test.classNames else {
             throw DataError(path: test.files.last ?? test.name, message: "train and test label lists differ")
         }
-        let d = model.config.dim, c = train.classes
-        func normalise(_ t: Tensor) {
-            for r in 0..<t.shape[0] {
-                let row = t.data + r * d
-                var n: Float = 0
-                for i in 0..<d { n += row[i] * row[i] }
-                let s = 1 / max(n.squareRoot(), 1e-12)
-                for i in 0..<d { row[i] *= s }
-            }
-        }
         let ftrain = try textFeatures(model, tokenizer: tokenizer, texts: train.texts, maxLength: maxLength)
-        normalise(ftrain)
-        var means = [Double](repeating: 0, count: c * d), counts = [Int](repeating: 0, count: c)
-        for r in 0..<train.count {
-            let k = Int(train.labels[r])
-            counts[k] += 1
-            for i in 0..<d { means[k * d + i] += Double(ftrain.data[r * d + i]) }
-        }
-        for k in 0..<c {
-            var n = 0.0
-            for i in 0..<d { n += means[k * d + i] * means[k * d + i] }
-            let s = n > 0 ? 1 / n.squareRoot() : 0
-            for i in 0..<d { means[k * d + i] *= s }
-        }
         let ftest = try textFeatures(model, tokenizer: tokenizer, texts: test.texts, maxLength: maxLength)
-        normalise(ftest)
-        var correct = 0
-        for r in 0..<test.count {
-            var best = -1, bestScore = -Double.infinity
-            for k in 0..<c where counts[k] > 0 {
-                var s = 0.0
-                for i in 0..<d { s += means[k * d + i] * Double(ftest.data[r * d + i]) }
-                if s > bestScore { best = k; bestScore = s }
-            }
-            if best == Int(test.labels[r]) { correct += 1 }
-        }
+        let correct = nearestClassMeanCorrect(train: ftrain, trainLabels: train.labels, test: ftest, testLabels: test.labels, classes: train.classes)
         return TextNCMEvaluation(task: test.name, trainRecords: train.count, testRecords: test.count, correct: correct, skippedTest: test.skipped)
     }
 }
