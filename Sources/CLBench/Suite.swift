@@ -17,6 +17,7 @@ import Yams
 ///     schedule: {epochs: 1, batch_size: 32, eval_batch_size: 256}
 ///     options: {lr: 0.001}
 ///     method_options: {l2p: {lr: 0.01}}
+///     method_epochs: {joint: 10}   # optional: epochs per task for a method, instead of schedule.epochs
 public struct SuiteFile: Decodable, Sendable {
     public var name: String
     public var description: String?
@@ -32,9 +33,13 @@ public struct SuiteFile: Decodable, Sendable {
     public var schedule: TrainingSchedule
     public var options: [String: JSONValue]?
     public var methodOptions: [String: [String: JSONValue]]?
+    /// Epochs per task for a method instead of `schedule.epochs` (an upper bound such as joint may
+    /// need to train longer to be one); recorded in each cell's schedule and configuration hash.
+    public var methodEpochs: [String: Int]?
 
     enum CodingKeys: String, CodingKey {
         case name, description, scenarios, methods, seeds, orders, backbone, schedule, options, methodOptions = "method_options"
+        case methodEpochs = "method_epochs"
         case scenarioOptions = "scenario_options"
     }
 
@@ -111,14 +116,20 @@ public struct SuiteFile: Decodable, Sendable {
         for m in (methodOptions ?? [:]).keys where !names.contains(m) {
             throw MethodError("suite '\(name)': method_options names '\(m)', which the suite does not run (methods: \(names.joined(separator: ", ")))")
         }
+        for (m, e) in (methodEpochs ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard names.contains(m) else {
+                throw MethodError("suite '\(name)': method_epochs names '\(m)', which the suite does not run (methods: \(names.joined(separator: ", ")))")
+            }
+            guard e >= 1 else { throw MethodError("suite '\(name)': method_epochs: \(m) must be at least 1, got \(e)") }
+        }
         var cells: [CellSpec] = []
         for scenario in scenarios {
             for m in regs {
-                let o = optionOverrides(for: m)
+                let o = optionOverrides(for: m), sched = schedule(for: m.name)
                 for seed in seeds {
                     for order in orders.map({ $0.map(Optional.some) }) ?? [nil] {
                         cells.append(try CellExecutor.resolve(method: m.name, overrides: o, scenario: scenario, seed: seed, order: order,
-                                                              scenarioOptions: scenarioOptions, backbone: backbone, schedule: schedule,
+                                                              scenarioOptions: scenarioOptions, backbone: backbone, schedule: sched,
                                                               registry: registry))
                     }
                 }
@@ -130,6 +141,14 @@ public struct SuiteFile: Decodable, Sendable {
     /// The options this suite sets for `method`: the shared `options` the method has, then its
     /// `method_options` entry on top. `clbench run --suite` applies them too, so a cell run alone
     /// has the same configuration (and hash) as the suite's cell.
+    /// The schedule this suite gives `method`: `schedule` with its `method_epochs` entry, if any.
+    /// `clbench run --suite` uses it too, for the same reason as `optionOverrides`.
+    public func schedule(for method: String) -> TrainingSchedule {
+        var s = schedule
+        if let e = methodEpochs?[method] { s.epochs = e }
+        return s
+    }
+
     public func optionOverrides(for method: MethodRegistration) -> [String: JSONValue] {
         var o = (options ?? [:]).filter { method.defaults[$0.key] != nil }
         for (k, v) in methodOptions?[method.name] ?? [:] { o[k] = v }

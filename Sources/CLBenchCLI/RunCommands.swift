@@ -30,7 +30,7 @@ struct RunCommand: ParsableCommand {
         let (suiteFile, _) = try SuiteFile.load(suite)
         var backbone = suiteFile.backbone
         if let checkpoint { backbone = BackboneSpec(checkpoint: checkpoint) }
-        var schedule = suiteFile.schedule
+        var schedule = suiteFile.schedule(for: method)
         if let epochs { schedule.epochs = epochs }
         var overrides = suiteFile.optionOverrides(for: try CLBenchCLI.registry.named(method))
         for s in settings {
@@ -43,7 +43,7 @@ struct RunCommand: ParsableCommand {
         // The suite's name is recorded only when the cell is the suite's own (same configuration hash).
         let suiteCell = try CellExecutor.resolve(method: method, overrides: suiteFile.optionOverrides(for: try CLBenchCLI.registry.named(method)),
                                                  scenario: scenario, seed: seed, order: order, scenarioOptions: suiteFile.scenarioOptions,
-                                                 backbone: suiteFile.backbone, schedule: suiteFile.schedule,
+                                                 backbone: suiteFile.backbone, schedule: suiteFile.schedule(for: method),
                                                  registry: CLBenchCLI.registry)
         let r = try CellExecutor.run(spec, dataRoot: DatasetCatalog.dataRoot(data), outDir: out, registry: CLBenchCLI.registry,
                                      suite: suiteCell.hash == spec.hash ? suiteFile.name : nil, log: writeLine,

@@ -45,6 +45,8 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rnak: 4}}")).contains("unknown option 'rnak'"))
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rank: eight}}")).contains("'rank' has the wrong type"))
         XCTAssertTrue(error(yaml(extra: "method_options: {l2p: {lr: 1}}")).contains("does not run"))
+        XCTAssertTrue(error(yaml(extra: "method_epochs: {joint: 3}")).contains("method_epochs names 'joint', which the suite does not run"))
+        XCTAssertTrue(error(yaml(extra: "method_epochs: {ncm: 0}")).contains("method_epochs: ncm must be at least 1, got 0"))
         let malformed = error("name: x\nscenarios: [synthetic\nmethods: all\n")
         XCTAssertTrue(malformed.contains("malformed YAML") && malformed.contains("line") , malformed)
         XCTAssertThrowsError(try SuiteRunner(suite: SuiteFile.parse(yaml(), source: "x"), registry: .builtin, outDir: "/proc/forbidden/out",
@@ -90,6 +92,24 @@ final class SuiteTests: XCTestCase {
         XCTAssertEqual(stale.statusLines().map { $0.contains("stale") }, [false, true], stale.statusLines().joined(separator: "\n"))
         let again = try SuiteRunner(suite: changed, registry: .builtin, outDir: dir, dataRoot: dir, jobs: 1, out: { _ in }).run()
         XCTAssertEqual(again.ran, 1); XCTAssertEqual(again.skipped, 1)
+    }
+
+    /// `method_epochs` gives one method its own epochs: its cells' schedule and hash change, the others' do not,
+    /// and the runner trains it that many epochs (steps counted in its training curve).
+    func testMethodEpochsOverrideOnlyThatMethodsSchedule() throws {
+        let base = try SuiteFile.parse(yaml(), source: "x").cells(registry: .builtin)
+        let suite = try SuiteFile.parse(yaml(extra: "method_epochs: {finetune: 3}"), source: "x")
+        let cells = try suite.cells(registry: .builtin)
+        XCTAssertEqual(cells.map(\.schedule.epochs), [1, 3])
+        XCTAssertEqual(cells[0].hash, base[0].hash, "ncm's cell is unchanged")
+        XCTAssertNotEqual(cells[1].hash, base[1].hash, "finetune's epochs are part of its configuration")
+        XCTAssertEqual(suite.schedule(for: "finetune").epochs, 3)
+        XCTAssertEqual(suite.schedule(for: "ncm"), suite.schedule)
+        let s = try SuiteRunner(suite: suite, registry: .builtin, outDir: dir, dataRoot: dir, jobs: 1, out: { _ in }).run()
+        XCTAssertEqual(s.ran, 2)
+        let r = try ResultFile.read(dir + "/synthetic__finetune__s0.json.zst")
+        XCTAssertEqual(r.config.cell.schedule.epochs, 3)
+        XCTAssertEqual(r.training?.first?.epochs.count, 3, "three epochs of the first task were trained")
     }
 
     func testKilledSuiteResumesWithOnlyTheUnfinishedCells() throws {
