@@ -32,8 +32,11 @@ public enum CellExecutor {
             guard builtin.takesOptions else {
                 throw MethodError("scenario '\(scenario)' takes no scenario_options (scenarios that do: \(BuiltinScenarios.all.filter(\.takesOptions).map(\.name).joined(separator: ", ")))")
             }
-            for (k, v) in [("train_per_task", o.trainPerTask), ("test_per_task", o.testPerTask)] where (v ?? 1) < 1 {
-                throw MethodError("scenario_options: \(k) must be at least 1, got \(v!)")
+            for (k, v) in o.given {
+                guard builtin.optionKeys.contains(k) else {
+                    throw MethodError("scenario '\(scenario)' takes no scenario_options key '\(k)' (it takes: \(builtin.optionKeys.joined(separator: ", ")))")
+                }
+                guard v >= 1 else { throw MethodError("scenario_options: \(k) must be at least 1, got \(v)") }
             }
         }
         if let m = backbone.maxLength, m < 2 { throw MethodError("backbone.max_length must be at least 2 ([CLS] and [SEP]), got \(m)") }

@@ -10,6 +10,7 @@ public enum ScenarioListing {
             out += "\n\(b.name)\n  \(b.summary)\n"
             out += "  needs: \(b.needs.isEmpty ? "nothing (generated)" : b.needs.joined(separator: ", "))\n"
             if b.takesOrders { out += "  orders: \(b.ordersMeaning)\n" }
+            if !b.optionKeys.isEmpty { out += "  scenario_options: \(b.optionKeys.joined(separator: ", "))\n" }
             do {
                 let s = try b.build(root)
                 out += "  \(s.tasks.count) tasks, \(s.classCount) classes, fingerprint \(s.fingerprint.prefix(16))\n"

@@ -5,10 +5,24 @@ import Foundation
 /// each label in file order, taken label by label in turn (stratified, deterministic) until the cap.
 /// Part of a cell's configuration (`scenario_options` in a suite) and of the scenario's fingerprint.
 public struct ScenarioOptions: Codable, Sendable, Equatable {
+    /// Record caps per task (the text benchmark).
     public var trainPerTask: Int?
     public var testPerTask: Int?
-    public init(trainPerTask: Int? = nil, testPerTask: Int? = nil) { self.trainPerTask = trainPerTask; self.testPerTask = testPerTask }
-    enum CodingKeys: String, CodingKey { case trainPerTask = "train_per_task", testPerTask = "test_per_task" }
+    /// Image caps per class, the first N of each class in file order (Split CIFAR-100, cross5).
+    public var trainPerClass: Int?
+    public var testPerClass: Int?
+    public init(trainPerTask: Int? = nil, testPerTask: Int? = nil, trainPerClass: Int? = nil, testPerClass: Int? = nil) {
+        self.trainPerTask = trainPerTask; self.testPerTask = testPerTask
+        self.trainPerClass = trainPerClass; self.testPerClass = testPerClass
+    }
+    enum CodingKeys: String, CodingKey {
+        case trainPerTask = "train_per_task", testPerTask = "test_per_task", trainPerClass = "train_per_class", testPerClass = "test_per_class"
+    }
+    /// Each key that is set, with its value, in the file's spelling.
+    public var given: [(key: String, value: Int)] {
+        [("train_per_task", trainPerTask), ("test_per_task", testPerTask), ("train_per_class", trainPerClass), ("test_per_class", testPerClass)]
+            .compactMap { k, v in v.map { (k, $0) } }
+    }
 }
 
 /// The scenarios clbench knows by name. Each states its data source and split rule, and builds
@@ -30,6 +44,8 @@ public struct BuiltinScenario: Sendable {
     /// The orders the scenario knows, when not every number is one (a suite is checked against it
     /// before anything runs); nil: any order seeds a permutation.
     public var orders: ClosedRange<UInt64>? = nil
+    /// The `scenario_options` keys the scenario takes (record caps); empty: none.
+    public var optionKeys: [String] = []
     /// What a suite's `orders:` means for this scenario (`clbench list scenarios`).
     public var ordersMeaning = "a suite's orders: [N, ...] seed its class permutation (one run per seed and order)"
 
@@ -74,20 +90,34 @@ public enum BuiltinScenarios {
         let name = base.map { "cifar100-b\($0)-inc\((100 - $0) / (tasks - 1))" } ?? "cifar100-\(tasks)t"
         let summary = base.map { "Split CIFAR-100, base task of \($0) classes then \(tasks - 1) tasks of \((100 - $0) / (tasks - 1))" }
             ?? "Split CIFAR-100 in \(tasks) tasks of \(100 / tasks) classes"
-        return BuiltinScenario(name: name, summary: summary + ", class order seeded (\(classOrderSeed))", needs: ["cifar100"],
-                               build: { root in
+        var b = BuiltinScenario(name: name, summary: summary + ", class order seeded (\(classOrderSeed)); scenario_options train_per_class / test_per_class keep the first N images of each class",
+                                needs: ["cifar100"], build: { root in
             try ScenarioBuilder.classIncremental(name: name, summary: summary, source: official("cifar100", root), tasks: tasks,
                                                  base: base, seed: classOrderSeed)
-        }, buildWithOrder: { root, order in
-            try ScenarioBuilder.classIncremental(name: name, summary: summary + ", class order seeded (\(order))", source: official("cifar100", root),
-                                                 tasks: tasks, base: base, seed: order)
         })
+        // Without options this builds exactly what it did before they existed (same summary, so the
+        // same fingerprint and the committed results' hashes).
+        b.buildWithOrderAndOptions = { root, order, options in
+            var text = summary
+            if let order { text += ", class order seeded (\(order))" }
+            if let o = options, !o.given.isEmpty { text += ", " + capsText(o) }
+            return try ScenarioBuilder.classIncremental(name: name, summary: text, source: official("cifar100", root), tasks: tasks, base: base,
+                                                        seed: order ?? classOrderSeed, trainPerClass: options?.trainPerClass,
+                                                        testPerClass: options?.testPerClass)
+        }
+        b.optionKeys = ["train_per_class", "test_per_class"]
+        return b
+    }
+
+    static func capsText(_ o: ScenarioOptions) -> String {
+        "at most " + [o.trainPerClass.map { "\($0) train" }, o.testPerClass.map { "\($0) test" }].compactMap { $0 }.joined(separator: " / ")
+            + " images per class"
     }
 
     /// A source for cross5: official split where one exists, else the every-fifth rule; at most
     /// 500 train and 100 test images per class so that no domain dominates.
-    static func crossSource(_ name: String, _ root: String) throws -> (ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int]) {
-        let capTrain = 500, capTest = 100
+    static func crossSource(_ name: String, _ root: String, capTrain: Int = 500, capTest: Int = 100) throws
+        -> (ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int]) {
         let manifest = (((root as NSString).appendingPathComponent(name)) as NSString).appendingPathComponent("dataset.json")
         if let data = FileManager.default.contents(atPath: manifest),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
@@ -106,6 +136,23 @@ public enum BuiltinScenarios {
         return (ScenarioSource(name: name, records: src.train, test: src.test,
                                splitRule: "official split, first \(capTrain) train / \(capTest) test images per class"), train, test, classes)
     }
+
+    /// cross5: at most 500 train / 100 test images per class by default; scenario_options
+    /// train_per_class / test_per_class lower (or raise) those caps.
+    static let cross5: BuiltinScenario = {
+        let datasets = ["cifar100", "dtd10", "flowers10", "fashion-mnist", "digits"]
+        var b = BuiltinScenario(name: "cross5",
+                                summary: "cross-domain stand-in (not VTAB): one task each of CIFAR-100 (10 classes), dtd10, flowers10, Fashion-MNIST, digits; large shifts in task semantics; at most 500 train / 100 test images per class (scenario_options train_per_class / test_per_class change the caps)",
+                                needs: datasets) { root in
+            try ScenarioBuilder.crossDomain(name: "cross5", summary: "cross-domain stand-in", sources: try datasets.map { try crossSource($0, root) })
+        }
+        b.buildWithOptions = { root, o in
+            try ScenarioBuilder.crossDomain(name: "cross5", summary: "cross-domain stand-in, " + capsText(o),
+                                            sources: try datasets.map { try crossSource($0, root, capTrain: o.trainPerClass ?? 500, capTest: o.testPerClass ?? 100) })
+        }
+        b.optionKeys = ["train_per_class", "test_per_class"]
+        return b
+    }()
 
     /// Where vtab5t expects the VTAB class-incremental release, and what it must hold.
     public static let vtabLayout = "vtab/{train,test}/<class>/*.jpg under the data root: 50 class folders, 10 from each of 5 VTAB datasets (the class-incremental VTAB split used by SimpleCIL/ADAM and EASE)"
@@ -149,12 +196,7 @@ public enum BuiltinScenarios {
             smoke.classOrder = ten
             return smoke
         },
-        BuiltinScenario(name: "cross5",
-                        summary: "cross-domain stand-in (not VTAB): one task each of CIFAR-100 (10 classes), dtd10, flowers10, Fashion-MNIST, digits; large shifts in task semantics",
-                        needs: ["cifar100", "dtd10", "flowers10", "fashion-mnist", "digits"]) { root in
-            try ScenarioBuilder.crossDomain(name: "cross5", summary: "cross-domain stand-in",
-                                            sources: try ["cifar100", "dtd10", "flowers10", "fashion-mnist", "digits"].map { try crossSource($0, root) })
-        },
+        cross5,
         BuiltinScenario(name: "vtab5t",
                         summary: "VTAB class-incremental (the real VTAB folders, when you have them): 5 tasks of 10 classes, task t = class folders 10t..<10t+10 in byte order, no shuffle (one VTAB dataset per task when each dataset's class folders sort together); images loaded at 224x224, then resized to the backbone's input",
                         needs: ["vtab"]) { root in try vtab5t(root) },
@@ -196,8 +238,10 @@ public enum BuiltinScenarios {
             try ScenarioBuilder.textSequence(name: name, summary: summary, root: (root as NSString).appendingPathComponent("cl-benchmark"),
                                              tasks: tasks, options: options)
         }
-        return BuiltinScenario(name: name, summary: summary, needs: ["cl-benchmark"], build: { root in try make(root, ScenarioOptions()) },
-                               buildWithOptions: make)
+        var b = BuiltinScenario(name: name, summary: summary, needs: ["cl-benchmark"], build: { root in try make(root, ScenarioOptions()) },
+                                buildWithOptions: make)
+        b.optionKeys = ["train_per_task", "test_per_task"]
+        return b
     }
 
     /// O-LoRA's standard benchmark as one scenario whose `orders:` are its task orders 1-3, so that
@@ -217,6 +261,7 @@ public enum BuiltinScenarios {
         }
         var b = BuiltinScenario(name: name, summary: summary, needs: ["cl-benchmark"], build: { root in try make(root, nil, nil) })
         b.buildWithOrderAndOptions = make
+        b.optionKeys = ["train_per_task", "test_per_task"]
         b.ordersMeaning = "a suite's orders: [1, 2, 3] are O-LoRA's task orders (one run per seed and order)"
         b.orders = 1...3
         return b

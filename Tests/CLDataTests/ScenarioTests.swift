@@ -140,5 +140,22 @@ final class ScenarioTests: XCTestCase {
         let b = try BuiltinScenarios.named("cifar100-b50-inc10").build(root)
         XCTAssertEqual(b.tasks.map(\.classes.count), [50, 10, 10, 10, 10, 10])
         XCTAssertThrowsError(try BuiltinScenarios.named("nope")) { e in XCTAssertTrue("\(e)".contains("known: cifar100-10t"), "\(e)") }
+
+        // Per-class caps keep the first N images of each class in file order; without options (and
+        // with an order) the scenario is what it was before options existed.
+        let family = try BuiltinScenarios.named("cifar100-10t")
+        XCTAssertEqual(try family.scenario(root: root, order: nil).fingerprint, s.fingerprint)
+        let capped = try family.scenario(root: root, order: 7, options: ScenarioOptions(trainPerClass: 12, testPerClass: 5))
+        XCTAssertTrue(capped.tasks.allSatisfy { $0.train.count == 120 && $0.test.count == 50 }, "\(capped.tasks.map(\.train.count))")
+        XCTAssertEqual(capped.tasks.map(\.classes), try family.scenario(root: root, order: 7).tasks.map(\.classes), "caps leave the class order alone")
+        let train = try DatasetCatalog.open("cifar100", split: "train", root: root)
+        let firstOfEach = ScenarioBuilder.byClass(train, cap: 12)
+        for t in capped.tasks {
+            for ref in t.train {
+                let original = capped.classOrder.map { $0[Int(ref.label)] }
+                XCTAssertTrue(original.map { firstOfEach[$0].contains(Int(ref.index)) } ?? false, "image \(ref.index) is among its class's first 12")
+            }
+        }
+        XCTAssertTrue(capped.summary.contains("at most 12 train / 5 test images per class"), capped.summary)
     }
 }
