@@ -111,7 +111,7 @@ public struct ReportRows: Sendable {
         for (k, r) in results.enumerated() {
             let m = r.config.cell.method
             guard conflicted.contains("\(m)|\(r.config.cell.scenario)") else { labels.append(Row(label: m, method: m, suite: nil)); continue }
-            let diff = (varying[m] ?? []).sorted().map { "\($0)=\(settings[k][$0] ?? "unset")" }.joined(separator: ", ")
+            let diff = (varying[m] ?? []).sorted().map { "\(Self.displayKey($0))=\(settings[k][$0] ?? "unset")" }.joined(separator: ", ")
             let variant = [r.suiteLabel, diff.isEmpty ? nil : diff].compactMap { $0 }.joined(separator: ": ")
             labels.append(Row(label: "\(m) (\(variant))", method: m, suite: r.suiteLabel))
         }
@@ -147,6 +147,11 @@ public struct ReportRows: Sendable {
     /// A result's configuration apart from what tells its runs apart (scenario, seed, order) and its
     /// method, flattened to `key: value`: method options by their name, schedule fields by theirs
     /// (`augment.crop_padding`), backbone fields as `backbone.<field>`.
+    /// A setting's name as suite files spell it (the cell's JSON says `scenarioOptions`, kept for its hash).
+    static func displayKey(_ key: String) -> String {
+        key.hasPrefix("scenarioOptions.") ? "scenario_options." + key.dropFirst("scenarioOptions.".count) : key
+    }
+
     static func settings(_ r: ResultFile) -> [String: JSONValue] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

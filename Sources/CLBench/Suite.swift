@@ -332,6 +332,8 @@ public final class SuiteRunner {
             if let i = running.firstIndex(where: { !$0.1.isRunning }) {
                 let (c, p, t, pipe) = running.remove(at: i)
                 let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                // The spec was only the child's input: the result file records the configuration.
+                try? FileManager.default.removeItem(atPath: (specDir as NSString).appendingPathComponent(c.name + ".json"))
                 if let sig = forwarded, p.terminationReason == .exit, p.terminationStatus == 128 + sig {
                     out("cell \(c.name): \(Interrupted(signal: sig)); \(checkpoint(c).exists ? "its checkpoint is kept" : "it had no finished task yet")")
                     continue
@@ -342,6 +344,7 @@ public final class SuiteRunner {
                 usleep(50_000)
             }
         }
+        if (try? FileManager.default.contentsOfDirectory(atPath: specDir))?.isEmpty == true { try? FileManager.default.removeItem(atPath: specDir) }
         if let sig = forwarded { throw Interrupted(signal: sig) }
     }
 

@@ -246,30 +246,39 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(chosen.entries[1].meanDifference!, 0.05, accuracy: 1e-12)
     }
 
-    /// The committed folders hold cifar100-10t__finetune__s0 and __proteus__s0 twice (quick and full
-    /// protocol): one table with a row per configuration, and `check` against smoke still passes.
+    /// The committed folders hold cifar100-10t's finetune and proteus cells three times (the ViT's quick
+    /// and full protocols, EfficientNet's suite) and its other methods twice: one table with a row per
+    /// configuration, labelled by suite and the settings that differ, and `check` against smoke still passes.
     func testCommittedResultsFoldersTabulateTogether() throws {
         let root = CLITests.checkout.path
         let loaded = try ReportInput.loadWithNotes([root + "/results"])
         let tex = try ReportTable(results: loaded.results, methodOrder: MethodRegistry.builtin.names, notes: loaded.notes).render(.latex)
-        XCTAssertTrue(tex.contains("\nfinetune (cifar100-10t-quick: epochs=1, forward\\_transfer=false) & 5.26 {"), tex)
-        XCTAssertTrue(tex.contains("\nfinetune (cifar100-10t: epochs=3, forward\\_transfer=true) & 6.09 {"), tex)
-        XCTAssertTrue(tex.contains("\nproteus (cifar100-10t: epochs=3, forward\\_transfer=true) & 17.79 {"), tex)
-        XCTAssertTrue(tex.contains("\njoint & \\textbf{36.37}"), tex)
+        func line(_ prefix: String) -> String { tex.components(separatedBy: "\n").first { $0.hasPrefix(prefix) } ?? "" }
+        let quick = line("finetune (cifar100-10t-quick: "), full = line("finetune (cifar100-10t: "), effnet = line("finetune (cifar100-10t-effnet: ")
+        XCTAssertTrue(quick.contains("epochs=1, forward\\_transfer=false") && quick.contains("& 5.26 {"), quick)
+        XCTAssertTrue(full.contains("epochs=3, forward\\_transfer=true") && full.contains("& 6.09 {"), full)
+        XCTAssertTrue(effnet.contains("backbone.image\\_size=64") && effnet.contains("scenario\\_options.train\\_per\\_class=100") && effnet.contains("5.31 $\\pm$ 0.95"), effnet)
+        XCTAssertTrue(line("proteus (cifar100-10t: ").contains("& 17.79 {"), tex)
+        XCTAssertTrue(line("joint (cifar100-10t-quick: ").contains("& 36.37 {"), tex)
         let smoke = try ReportInput.load([root + "/results/smoke"])
         let check = RegressionCheck(current: loaded.results, baseline: smoke)
         XCTAssertEqual(check.exitCode, 0)
-        XCTAssertTrue(check.notes.contains("cifar100-10t__finetune__s0: 2 configurations in the results (cifar100-10t-quick, cifar100-10t)"), "\(check.notes)")
-        // compare: finetune has two configurations on cifar100-10t, so that scenario needs METHOD@SUITE.
+        XCTAssertTrue(check.notes.contains("cifar100-10t__finetune__s0: 3 configurations in the results (cifar100-10t-effnet, cifar100-10t-quick, cifar100-10t)"), "\(check.notes)")
+        // compare: finetune has three configurations on cifar100-10t, so that scenario needs METHOD@SUITE.
         let all = try PairedComparison(results: loaded.results, baseline: "finetune", methodOrder: MethodRegistry.builtin.names)
-        XCTAssertEqual(Set(all.entries.map(\.scenario)), ["cifar100-smoke", "olora-order1", "olora-standard"])
-        // olora-standard pairs by order: n = 3 matched runs per method (seed 0 x orders 1-3).
+        XCTAssertEqual(Set(all.entries.map(\.scenario)), ["cifar100-smoke", "olora-order1", "olora-standard", "cross5"])
+        // olora-standard pairs by order: n = 3 matched runs per method (seed 0 x orders 1-3); cross5-effnet by seed.
         XCTAssertTrue(all.entries.filter { $0.scenario == "olora-standard" }.allSatisfy { $0.n == 3 }, "\(all.entries.filter { $0.scenario == "olora-standard" })")
-        XCTAssertTrue(all.notes.contains { $0.hasPrefix("cifar100-10t: finetune has 2 configurations here") }, "\(all.notes)")
-        let full = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t", methodOrder: MethodRegistry.builtin.names)
-        XCTAssertEqual(full.entries.first?.row, "finetune (cifar100-10t-quick: epochs=1, forward_transfer=false)")
-        XCTAssertEqual(full.entries.first { $0.row.hasPrefix("proteus (cifar100-10t:") }?.meanDifference ?? 0, 0.1779 - 0.0609, accuracy: 5e-5)
-        XCTAssertTrue(full.notes.contains("cifar100-smoke: no finetune@cifar100-10t result with final_accuracy_cil; not compared"), "\(full.notes)")
+        XCTAssertTrue(all.entries.filter { $0.scenario == "cross5" }.allSatisfy { $0.n == 3 }, "\(all.entries.filter { $0.scenario == "cross5" })")
+        XCTAssertTrue(all.notes.contains { $0.hasPrefix("cifar100-10t: finetune has 3 configurations here") }, "\(all.notes)")
+        let viaFull = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t", methodOrder: MethodRegistry.builtin.names)
+        XCTAssertEqual(viaFull.entries.first { $0.row.hasPrefix("proteus (cifar100-10t:") }?.meanDifference ?? 0, 0.1779 - 0.0609, accuracy: 5e-5)
+        XCTAssertTrue(viaFull.notes.contains("cifar100-smoke: no finetune@cifar100-10t result with final_accuracy_cil; not compared"), "\(viaFull.notes)")
+        // EfficientNet's suite against its own finetune: three seeds matched on every method.
+        let viaEffnet = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t-effnet", methodOrder: MethodRegistry.builtin.names)
+        let proteus = try XCTUnwrap(viaEffnet.entries.first { $0.row.hasPrefix("proteus (cifar100-10t-effnet:") })
+        XCTAssertEqual(proteus.n, 3)
+        XCTAssertGreaterThan(proteus.meanDifference ?? 0, 0.15, "PROTEUS keeps old tasks that sequential LoRA forgets")
     }
 
     // MARK: compare

@@ -153,6 +153,7 @@ final class SuiteTests: XCTestCase {
         XCTAssertEqual(all, ["synthetic__finetune__s0.json.zst", "synthetic__joint__s0.json.zst", "synthetic__ncm__s0.json.zst"])
         for f in all { XCTAssertEqual(try ResultFile.read(out + "/" + f).suite, "tiny", "\(f): cells run in child processes record the suite too") }
         XCTAssertTrue(try FileManager.default.contentsOfDirectory(atPath: out).allSatisfy { !$0.contains(".tmp-") }, "no temporaries left")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/.specs"), "the child processes' specs are removed once they finish")
     }
 
     /// A suite's orders: one cell per seed and order, named `__oN`, with the order in the hash; the
@@ -192,7 +193,7 @@ final class SuiteTests: XCTestCase {
     /// under today's `CellSpec`, so `suite` keeps skipping those cells.
     func testCommittedResultsKeepTheirNamesAndHashes() throws {
         let results = try ReportInput.load([CLITests.checkout.path + "/results"])
-        XCTAssertEqual(results.count, 58, "smoke 8, cifar100-10t-quick 8, cifar100-10t 2, olora-quick 10, olora-standard 30")
+        XCTAssertEqual(results.count, 112, "smoke 8, cifar100-10t-quick 8, cifar100-10t 2, olora-quick 10, olora-standard 30, cross5-effnet 27, cifar100-10t-effnet 27")
         for r in results {
             // olora-standard's cells are O-LoRA's orders 1-3; every other committed cell predates orders.
             if r.config.cell.scenario == "olora-standard" { XCTAssertNotNil(r.config.cell.order, r.name) } else { XCTAssertNil(r.config.cell.order, r.name) }
