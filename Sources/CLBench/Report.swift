@@ -144,14 +144,14 @@ public struct ReportRows: Sendable {
         return rows.indices.filter { rows[$0].label == name }
     }
 
-    /// A result's configuration apart from what tells its runs apart (scenario, seed, order) and its
-    /// method, flattened to `key: value`: method options by their name, schedule fields by theirs
-    /// (`augment.crop_padding`), backbone fields as `backbone.<field>`.
     /// A setting's name as suite files spell it (the cell's JSON says `scenarioOptions`, kept for its hash).
     static func displayKey(_ key: String) -> String {
         key.hasPrefix("scenarioOptions.") ? "scenario_options." + key.dropFirst("scenarioOptions.".count) : key
     }
 
+    /// A result's configuration apart from what tells its runs apart (scenario, seed, order) and its
+    /// method, flattened to `key: value`: method options by their name, schedule fields by theirs
+    /// (`augment.crop_padding`), backbone fields as `backbone.<field>`.
     static func settings(_ r: ResultFile) -> [String: JSONValue] {
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]

@@ -138,9 +138,6 @@ public struct SuiteFile: Decodable, Sendable {
         return cells
     }
 
-    /// The options this suite sets for `method`: the shared `options` the method has, then its
-    /// `method_options` entry on top. `clbench run --suite` applies them too, so a cell run alone
-    /// has the same configuration (and hash) as the suite's cell.
     /// The schedule this suite gives `method`: `schedule` with its `method_epochs` entry, if any.
     /// `clbench run --suite` uses it too, for the same reason as `optionOverrides`.
     public func schedule(for method: String) -> TrainingSchedule {
@@ -149,6 +146,9 @@ public struct SuiteFile: Decodable, Sendable {
         return s
     }
 
+    /// The options this suite sets for `method`: the shared `options` the method has, then its
+    /// `method_options` entry on top. `clbench run --suite` applies them too, so a cell run alone
+    /// has the same configuration (and hash) as the suite's cell.
     public func optionOverrides(for method: MethodRegistration) -> [String: JSONValue] {
         var o = (options ?? [:]).filter { method.defaults[$0.key] != nil }
         for (k, v) in methodOptions?[method.name] ?? [:] { o[k] = v }

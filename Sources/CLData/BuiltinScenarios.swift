@@ -114,9 +114,12 @@ public enum BuiltinScenarios {
             + " images per class"
     }
 
+    /// cross5's own caps per class, so that no domain dominates; `scenario_options` replace them.
+    static let crossCaps = (train: 500, test: 100)
+
     /// A source for cross5: official split where one exists, else the every-fifth rule; at most
-    /// 500 train and 100 test images per class so that no domain dominates.
-    static func crossSource(_ name: String, _ root: String, capTrain: Int = 500, capTest: Int = 100) throws
+    /// `capTrain` train and `capTest` test images per class.
+    static func crossSource(_ name: String, _ root: String, capTrain: Int = crossCaps.train, capTest: Int = crossCaps.test) throws
         -> (ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int]) {
         let manifest = (((root as NSString).appendingPathComponent(name)) as NSString).appendingPathComponent("dataset.json")
         if let data = FileManager.default.contents(atPath: manifest),
@@ -137,8 +140,8 @@ public enum BuiltinScenarios {
                                splitRule: "official split, first \(capTrain) train / \(capTest) test images per class"), train, test, classes)
     }
 
-    /// cross5: at most 500 train / 100 test images per class by default; scenario_options
-    /// train_per_class / test_per_class lower (or raise) those caps.
+    /// cross5: at most `crossCaps` images per class; scenario_options train_per_class /
+    /// test_per_class lower (or raise) those caps.
     static let cross5: BuiltinScenario = {
         let datasets = ["cifar100", "dtd10", "flowers10", "fashion-mnist", "digits"]
         var b = BuiltinScenario(name: "cross5",
@@ -148,7 +151,8 @@ public enum BuiltinScenarios {
         }
         b.buildWithOptions = { root, o in
             try ScenarioBuilder.crossDomain(name: "cross5", summary: "cross-domain stand-in, " + capsText(o),
-                                            sources: try datasets.map { try crossSource($0, root, capTrain: o.trainPerClass ?? 500, capTest: o.testPerClass ?? 100) })
+                                            sources: try datasets.map { try crossSource($0, root, capTrain: o.trainPerClass ?? crossCaps.train,
+                                                                                        capTest: o.testPerClass ?? crossCaps.test) })
         }
         b.optionKeys = ["train_per_class", "test_per_class"]
         return b
