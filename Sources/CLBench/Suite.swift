@@ -307,7 +307,9 @@ public final class SuiteRunner {
         let specDir = (outDir as NSString).appendingPathComponent(".specs")
         try FileManager.default.createDirectory(atPath: specDir, withIntermediateDirectories: true)
         var queue = todo[...]
-        var running: [(CellSpec, Process, Date, Pipe)] = []
+        // A child's stderr goes to a file beside its spec, not a pipe: a pipe read only after the child
+        // exits would block a child that wrote more than the pipe's buffer (64 KiB) before exiting.
+        var running: [(CellSpec, Process, Date, String)] = []
         // A SIGTERM or SIGINT received here is passed on to every running cell, which stops within a
         // step and keeps its last task's checkpoint; no new cell starts, and the suite then stops too.
         var forwarded: Int32?
@@ -323,17 +325,23 @@ public final class SuiteRunner {
                 let p = Process()
                 p.executableURL = URL(fileURLWithPath: exe)
                 p.arguments = ["run-cell", "--spec", specPath, "--data", dataRoot, "--out", outDir, "--threads", "\(threads)", "--suite-name", suite.name]
-                let pipe = Pipe()
+                let errPath = (specDir as NSString).appendingPathComponent(c.name + ".stderr")
+                guard FileManager.default.createFile(atPath: errPath, contents: nil),
+                      let errFile = FileHandle(forWritingAtPath: errPath) else {
+                    throw MethodError("suite \(suite.name): cannot create \(errPath) for cell \(c.name)'s error output")
+                }
                 p.standardOutput = FileHandle.nullDevice
-                p.standardError = pipe
+                p.standardError = errFile
                 try p.run()
-                running.append((c, p, Date(), pipe))
+                try? errFile.close()
+                running.append((c, p, Date(), errPath))
             }
             if let i = running.firstIndex(where: { !$0.1.isRunning }) {
-                let (c, p, t, pipe) = running.remove(at: i)
-                let err = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                let (c, p, t, errPath) = running.remove(at: i)
+                let err = Self.tail(String(decoding: FileManager.default.contents(atPath: errPath) ?? Data(), as: UTF8.self))
                 // The spec was only the child's input: the result file records the configuration.
                 try? FileManager.default.removeItem(atPath: (specDir as NSString).appendingPathComponent(c.name + ".json"))
+                try? FileManager.default.removeItem(atPath: errPath)
                 if let sig = forwarded, p.terminationReason == .exit, p.terminationStatus == 128 + sig {
                     out("cell \(c.name): \(Interrupted(signal: sig)); \(checkpoint(c).exists ? "its checkpoint is kept" : "it had no finished task yet")")
                     continue
@@ -346,6 +354,13 @@ public final class SuiteRunner {
         }
         if (try? FileManager.default.contentsOfDirectory(atPath: specDir))?.isEmpty == true { try? FileManager.default.removeItem(atPath: specDir) }
         if let sig = forwarded { throw Interrupted(signal: sig) }
+    }
+
+    /// The end of a failed child's error output, for the suite's message: its last 40 lines.
+    static func tail(_ text: String, lines: Int = 40) -> String {
+        let all = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard all.count > lines else { return text }
+        return "(\(all.count - lines) earlier lines left out)\n" + all.suffix(lines).joined(separator: "\n")
     }
 
     /// What the table is, for a reader who has not read the suite file: each scenario in a line,
