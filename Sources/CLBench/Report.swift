@@ -72,8 +72,10 @@ public enum ReportInput {
 /// hashes, e.g. two suites that ran the same cell with different settings): then that method's
 /// results on that scenario become one row per configuration, labelled by the suite
 /// (`ResultFile.suiteLabel`: the recorded suite, else the folder) and the settings that differ,
-/// e.g. `finetune (cifar100-10t-quick: epochs=1, forward_transfer=false)`. So a row never holds two
-/// results of one run (scenario, seed, order), and runs of different configurations are never averaged.
+/// e.g. `l2 (cifar100-10t-effnet: lr=0.0001)`; settings with one value across a suite's
+/// configuration rows (its backbone, epochs, ...) are said once per suite in `legend` rather than in
+/// every label. So a row never holds two results of one run (scenario, seed, order), and runs of
+/// different configurations are never averaged.
 public struct ReportRows: Sendable {
     public struct Row: Equatable, Sendable {
         /// What tables print: the method, or `method (suite: key=value, ...)`.
@@ -86,6 +88,9 @@ public struct ReportRows: Sendable {
     public let rows: [Row]
     /// rowOf[k]: the row of results[k].
     public let rowOf: [Int]
+    /// The settings said once per suite instead of in each of its configuration rows' labels:
+    /// `suite: key=value, ...`, sorted by suite; empty when no row is a configuration row.
+    public let legend: [String]
 
     /// - Parameter methodOrder: methods in this order (e.g. the registry's), others after them,
     ///   sorted; a method's plain row comes before its configuration rows (sorted by label).
@@ -107,13 +112,38 @@ public struct ReportRows: Sendable {
             let method = results[idx[0]].config.cell.method
             for f in fields where Set(idx.map { settings[$0][f] ?? "unset" }).count > 1 { varying[method, default: []].insert(f) }
         }
+        func isConfiguration(_ k: Int) -> Bool { conflicted.contains("\(results[k].config.cell.method)|\(results[k].config.cell.scenario)") }
+        // A varying setting with one value in every configuration row of a suite that has it (a
+        // method without the option, e.g. NCM's head_lr, does not count; no row having it counts as
+        // "unset") is said once per suite, in `legend`, not in each row's label. Two configurations
+        // of one suite differ in some varying setting, which then has two values in that suite and
+        // stays in their labels, so labels still tell every configuration apart.
+        var suiteRows: [String: [Int]] = [:]
+        for k in results.indices where isConfiguration(k) {
+            if let suite = results[k].suiteLabel { suiteRows[suite, default: []].append(k) }
+        }
+        let common: [String: [String: String]] = suiteRows.mapValues { idx in
+            var out: [String: String] = [:]
+            for f in Set(idx.flatMap { varying[results[$0].config.cell.method] ?? [] }) {
+                let values = Set(idx.compactMap { settings[$0][f] })
+                if values.count <= 1 { out[f] = values.first ?? "unset" }
+            }
+            return out
+        }
         var labels: [Row] = []
         for (k, r) in results.enumerated() {
             let m = r.config.cell.method
-            guard conflicted.contains("\(m)|\(r.config.cell.scenario)") else { labels.append(Row(label: m, method: m, suite: nil)); continue }
-            let diff = (varying[m] ?? []).sorted().map { "\(Self.displayKey($0))=\(settings[k][$0] ?? "unset")" }.joined(separator: ", ")
+            guard isConfiguration(k) else { labels.append(Row(label: m, method: m, suite: nil)); continue }
+            let shared = r.suiteLabel.flatMap { common[$0] } ?? [:]
+            let diff = (varying[m] ?? []).subtracting(shared.keys).sorted()
+                .map { "\(Self.displayKey($0))=\(settings[k][$0] ?? "unset")" }.joined(separator: ", ")
             let variant = [r.suiteLabel, diff.isEmpty ? nil : diff].compactMap { $0 }.joined(separator: ": ")
             labels.append(Row(label: "\(m) (\(variant))", method: m, suite: r.suiteLabel))
+        }
+        legend = common.keys.sorted().compactMap { suite in
+            let byKey = common[suite]!
+            guard !byKey.isEmpty else { return nil }
+            return "\(suite): " + byKey.keys.sorted().map { "\(Self.displayKey($0))=\(byKey[$0]!)" }.joined(separator: ", ")
         }
         let present = Set(results.map(\.config.cell.method))
         let methods = methodOrder.filter(present.contains) + present.subtracting(methodOrder).sorted()

@@ -210,26 +210,35 @@ final class ReportTests: XCTestCase {
             "syn__alpha__s0: 2 results with the same configuration (hash \(quick[0].config.hash.prefix(12))) in \(q)/syn__alpha__s0.json.zst, \(c)/syn__alpha__s0.json.zst; used once (\(q)/syn__alpha__s0.json.zst)",
             "syn__beta__s0: 2 results with the same configuration (hash \(beta.config.hash.prefix(12))) in \(q)/syn__beta__s0.json.zst, \(c)/syn__beta__s0.json.zst; used once (\(q)/syn__beta__s0.json.zst)"])
         let t = try ReportTable(results: loaded.results, metrics: ["final_accuracy_cil"], notes: loaded.notes)
-        XCTAssertEqual(t.methods, ["alpha (full: epochs=3)", "alpha (quick: epochs=1)", "beta"])
+        XCTAssertEqual(t.methods, ["alpha (full)", "alpha (quick)", "beta"])
         let md = t.render(.markdown)
-        XCTAssertTrue(md.contains("| alpha (full: epochs=3) | **60.00** (n=1) |\n| alpha (quick: epochs=1) | 50.00 (n=1) |\n| beta | 55.00 (n=1) |"), md)
+        XCTAssertTrue(md.contains("| alpha (full) | **60.00** (n=1) |\n| alpha (quick) | 50.00 (n=1) |\n| beta | 55.00 (n=1) |"), md)
+        XCTAssertTrue(md.contains("the settings all of a suite's such rows share are given once here: full: epochs=3; quick: epochs=1."), md)
         XCTAssertTrue(md.contains("syn holds results of several suites (full, quick); its rows without a suite are from quick."), md)
         XCTAssertTrue(md.contains("\nNote: syn__beta__s0: 2 results with the same configuration"), md)
-        XCTAssertTrue(t.render(.latex).contains("\nalpha (quick: epochs=1) & 50.00 {\\scriptsize (n=1)} \\\\\n"), t.render(.latex))
+        XCTAssertTrue(t.render(.latex).contains("\nalpha (quick) & 50.00 {\\scriptsize (n=1)} \\\\\n"), t.render(.latex))
 
         // A recorded suite name is the label; the folder is only the fallback.
         var named = full[0]
         named.suite = "paper"
         let p = try write([named], to: "elsewhere")
         XCTAssertEqual(try ReportTable(results: ReportInput.load([q, p]), metrics: ["final_accuracy_cil"]).methods,
-                       ["alpha (paper: epochs=3)", "alpha (quick: epochs=1)", "beta"])
+                       ["alpha (paper)", "alpha (quick)", "beta"])
+        // Two configurations recorded under one suite name: the setting that tells them apart stays in
+        // their labels, and that suite has nothing to say once.
+        var paperQuick = quick[0]
+        paperQuick.suite = "paper"
+        let p2 = try write([paperQuick], to: "elsewhere-too")
+        let samesuite = try ReportTable(results: ReportInput.load([p, p2]), metrics: ["final_accuracy_cil"])
+        XCTAssertEqual(samesuite.methods, ["alpha (paper: epochs=1)", "alpha (paper: epochs=3)"])
+        XCTAssertEqual(samesuite.legend, [])
 
         // Plots: one line per row, and the two configurations' matrices in different files.
         let written = try Plot.writeAll(results: loaded.results, outDir: dir + "/plots").paths
         XCTAssertEqual(written.map { ($0 as NSString).lastPathComponent }, [
             "accuracy-syn.svg", "cil-matrix-full__syn__alpha__s0.svg", "cil-matrix-quick__syn__alpha__s0.svg", "cil-matrix-syn__beta__s0.svg"])
         let curves = try String(contentsOfFile: written[0], encoding: .utf8)
-        XCTAssertTrue(curves.contains("alpha (full: epochs=3)") && curves.contains("alpha (quick: epochs=1)"), curves)
+        XCTAssertTrue(curves.contains("alpha (full)") && curves.contains("alpha (quick)"), curves)
 
         // check: the configuration with the baseline's hash is compared, and a note says so.
         let check = RegressionCheck(current: loaded.results, baseline: quick, notes: loaded.notes)
@@ -241,25 +250,34 @@ final class ReportTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("alpha has 2 configurations here"), "\(e)")
         }
         let chosen = try PairedComparison(results: loaded.results, baseline: "alpha@quick")
-        XCTAssertEqual(chosen.entries.map(\.row), ["alpha (full: epochs=3)", "beta"])
+        XCTAssertEqual(chosen.entries.map(\.row), ["alpha (full)", "beta"])
+        XCTAssertTrue(chosen.render(.markdown).contains("the settings all of a suite's such rows share: full: epochs=3; quick: epochs=1."), chosen.render(.markdown))
         XCTAssertEqual(chosen.entries[0].meanDifference!, 0.10, accuracy: 1e-12)
         XCTAssertEqual(chosen.entries[1].meanDifference!, 0.05, accuracy: 1e-12)
     }
 
     /// The committed folders hold cifar100-10t's finetune and proteus cells three times (the ViT's quick
     /// and full protocols, EfficientNet's suite) and its other methods twice: one table with a row per
-    /// configuration, labelled by suite and the settings that differ, and `check` against smoke still passes.
+    /// configuration, labelled by suite (and a setting that differs within it), what a suite's rows share
+    /// said once in the caption, and `check` against smoke still passes.
     func testCommittedResultsFoldersTabulateTogether() throws {
         let root = CLITests.checkout.path
         let loaded = try ReportInput.loadWithNotes([root + "/results"])
         let tex = try ReportTable(results: loaded.results, methodOrder: MethodRegistry.builtin.names, notes: loaded.notes).render(.latex)
         func line(_ prefix: String) -> String { tex.components(separatedBy: "\n").first { $0.hasPrefix(prefix) } ?? "" }
-        let quick = line("finetune (cifar100-10t-quick: "), full = line("finetune (cifar100-10t: "), effnet = line("finetune (cifar100-10t-effnet: ")
-        XCTAssertTrue(quick.contains("epochs=1, forward\\_transfer=false") && quick.contains("& 5.26 {"), quick)
-        XCTAssertTrue(full.contains("epochs=3, forward\\_transfer=true") && full.contains("& 6.09 {"), full)
-        XCTAssertTrue(effnet.contains("backbone.image\\_size=64") && effnet.contains("scenario\\_options.train\\_per\\_class=100") && effnet.contains("5.31 $\\pm$ 0.95"), effnet)
-        XCTAssertTrue(line("proteus (cifar100-10t: ").contains("& 17.79 {"), tex)
-        XCTAssertTrue(line("joint (cifar100-10t-quick: ").contains("& 36.37 {"), tex)
+        let quick = line("finetune (cifar100-10t-quick) "), full = line("finetune (cifar100-10t) "), effnet = line("finetune (cifar100-10t-effnet) ")
+        XCTAssertTrue(quick.contains("& 5.26 {"), quick)
+        XCTAssertTrue(full.contains("& 6.09 {"), full)
+        XCTAssertTrue(effnet.contains("5.31 $\\pm$ 0.95"), effnet)
+        XCTAssertTrue(line("proteus (cifar100-10t) ").contains("& 17.79 {"), tex)
+        XCTAssertTrue(line("joint (cifar100-10t-quick) ").contains("& 36.37 {"), tex)
+        // The full-weight methods' own rate in the EfficientNet suite stays in their labels; what every
+        // row of a suite shares is said once, in the caption.
+        XCTAssertTrue(line("l2 (cifar100-10t-effnet: lr=0.0001) ").contains("6.08 $\\pm$ 0.73"), tex)
+        let caption = line("% A") + line("% Mean")
+        XCTAssertTrue(caption.contains("cifar100-10t-quick: backbone.checkpoint=suites/../../shared/weights/vit-cifar10-tiny, backbone.image\\_size=unset, epochs=1, forward\\_transfer=false"), tex)
+        XCTAssertTrue(caption.contains("cifar100-10t-effnet: backbone.checkpoint=suites/../../shared/weights/efficientnet-lite0, backbone.image\\_size=64, epochs=2"), tex)
+        XCTAssertTrue(caption.contains("scenario\\_options.train\\_per\\_class=100, targets=[project, head]"), tex)
         let smoke = try ReportInput.load([root + "/results/smoke"])
         let check = RegressionCheck(current: loaded.results, baseline: smoke)
         XCTAssertEqual(check.exitCode, 0)
@@ -272,11 +290,11 @@ final class ReportTests: XCTestCase {
         XCTAssertTrue(all.entries.filter { $0.scenario == "cross5" }.allSatisfy { $0.n == 3 }, "\(all.entries.filter { $0.scenario == "cross5" })")
         XCTAssertTrue(all.notes.contains { $0.hasPrefix("cifar100-10t: finetune has 3 configurations here") }, "\(all.notes)")
         let viaFull = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t", methodOrder: MethodRegistry.builtin.names)
-        XCTAssertEqual(viaFull.entries.first { $0.row.hasPrefix("proteus (cifar100-10t:") }?.meanDifference ?? 0, 0.1779 - 0.0609, accuracy: 5e-5)
+        XCTAssertEqual(viaFull.entries.first { $0.row == "proteus (cifar100-10t)" }?.meanDifference ?? 0, 0.1779 - 0.0609, accuracy: 5e-5)
         XCTAssertTrue(viaFull.notes.contains("cifar100-smoke: no finetune@cifar100-10t result with final_accuracy_cil; not compared"), "\(viaFull.notes)")
         // EfficientNet's suite against its own finetune: three seeds matched on every method.
         let viaEffnet = try PairedComparison(results: loaded.results, baseline: "finetune@cifar100-10t-effnet", methodOrder: MethodRegistry.builtin.names)
-        let proteus = try XCTUnwrap(viaEffnet.entries.first { $0.row.hasPrefix("proteus (cifar100-10t-effnet:") })
+        let proteus = try XCTUnwrap(viaEffnet.entries.first { $0.row == "proteus (cifar100-10t-effnet)" })
         XCTAssertEqual(proteus.n, 3)
         XCTAssertGreaterThan(proteus.meanDifference ?? 0, 0.15, "PROTEUS keeps old tasks that sequential LoRA forgets")
     }
