@@ -310,6 +310,9 @@ public final class SuiteRunner {
         // A child's stderr goes to a file beside its spec, not a pipe: a pipe read only after the child
         // exits would block a child that wrote more than the pipe's buffer (64 KiB) before exiting.
         var running: [(CellSpec, Process, Date, String)] = []
+        // The children's own progress lines are not shown (several would interleave); instead each
+        // task a child finishes is reported from its checkpoint, polled every few seconds.
+        var tasksSeen: [String: Int] = [:], lastPoll = Date()
         // A SIGTERM or SIGINT received here is passed on to every running cell, which stops within a
         // step and keeps its last task's checkpoint; no new cell starts, and the suite then stops too.
         var forwarded: Int32?
@@ -332,9 +335,14 @@ public final class SuiteRunner {
                 }
                 p.standardOutput = FileHandle.nullDevice
                 p.standardError = errFile
+                tasksSeen[c.name] = tasksCheckpointed(c)
                 try p.run()
                 try? errFile.close()
                 running.append((c, p, Date(), errPath))
+            }
+            if Date().timeIntervalSince(lastPoll) >= 5 {
+                lastPoll = Date()
+                for (c, _, t, _) in running { reportTaskProgress(c, started: t, seen: &tasksSeen) }
             }
             if let i = running.firstIndex(where: { !$0.1.isRunning }) {
                 let (c, p, t, errPath) = running.remove(at: i)
@@ -354,6 +362,22 @@ public final class SuiteRunner {
         }
         if (try? FileManager.default.contentsOfDirectory(atPath: specDir))?.isEmpty == true { try? FileManager.default.removeItem(atPath: specDir) }
         if let sig = forwarded { throw Interrupted(signal: sig) }
+    }
+
+    /// The tasks a cell's usable checkpoint holds (where its run resumes), else 0.
+    func tasksCheckpointed(_ c: CellSpec) -> Int {
+        guard case let .saved(meta, _) = checkpoint(c).find(), CellCheckpoint.mismatch(meta, spec: c, tasks: nil) == nil else { return 0 }
+        return meta.tasksDone
+    }
+
+    /// A line when a cell running in a child process has checkpointed a task beyond `seen` (what
+    /// it had when it started, or last reported): `cell NAME: task k/T done (elapsed in this run)`.
+    func reportTaskProgress(_ c: CellSpec, started: Date, seen: inout [String: Int]) {
+        let ck = checkpoint(c)
+        guard let newest = ck.taskDirectories().first?.tasks, newest > seen[c.name] ?? 0,
+              case let .saved(meta, _) = ck.find(), meta.hash == c.hash else { return }
+        seen[c.name] = meta.tasksDone
+        out("cell \(c.name): task \(meta.tasksDone)/\(meta.tasks) done (\(Self.duration(Date().timeIntervalSince(started))) in this run)")
     }
 
     /// The end of a failed child's error output, for the suite's message: its last 40 lines.

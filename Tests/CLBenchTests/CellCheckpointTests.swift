@@ -168,6 +168,34 @@ final class CellCheckpointTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder))
     }
 
+    /// `suite --jobs N` reports each task a child finishes from its checkpoint, once, and not the
+    /// tasks of the checkpoint a cell resumed from.
+    func testTasksFinishedInChildProcessesAreReportedOnceFromTheirCheckpoints() throws {
+        let yaml = Self.yaml(methods: "[ncm]", options: nil)
+        let cell = try cells(yaml)[0]
+        let out = dir + "/out"
+        var lines: [String] = []
+        let suite = try SuiteRunner(suite: SuiteFile.parse(yaml, source: "x"), registry: .builtin, outDir: out, dataRoot: dir, jobs: 2,
+                                    out: { lines.append($0) })
+        XCTAssertEqual(suite.tasksCheckpointed(cell), 0)
+        var seen = [cell.name: suite.tasksCheckpointed(cell)]
+        suite.reportTaskProgress(cell, started: Date(), seen: &seen)
+        XCTAssertEqual(lines, [], "no checkpoint yet: nothing to report")
+        try run(cell, out: out, stopAfter: 2)
+        suite.reportTaskProgress(cell, started: Date().addingTimeInterval(-65), seen: &seen)
+        guard case let .saved(meta, _) = CellCheckpoint(outDir: out, cell: cell.name).find() else { return XCTFail("no checkpoint after task 2") }
+        let tasks = meta.tasks
+        XCTAssertGreaterThan(tasks, 2)
+        XCTAssertEqual(lines, ["cell \(cell.name): task 2/\(tasks) done (1m05s in this run)"])
+        suite.reportTaskProgress(cell, started: Date(), seen: &seen)
+        XCTAssertEqual(lines.count, 1, "a task is reported once")
+        // A child started on that checkpoint resumes after task 2: nothing to report until task 3.
+        var resumed = [cell.name: suite.tasksCheckpointed(cell)]
+        XCTAssertEqual(resumed[cell.name], 2)
+        suite.reportTaskProgress(cell, started: Date(), seen: &resumed)
+        XCTAssertEqual(lines.count, 1)
+    }
+
     // MARK: Child processes: the built clbench, killed and signalled
 
     /// `clbench ARGS` started with one worker thread (unless ARGS say otherwise), its output to a file in `dir`.
