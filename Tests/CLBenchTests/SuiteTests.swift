@@ -202,16 +202,21 @@ final class SuiteTests: XCTestCase {
         }
     }
 
-    /// The committed smoke and quick results are the cells their suites resolve to today (options
+    /// Every committed suite folder holds cells its suite resolves to today (options
     /// and hash), now that methods have options added since (finetune's `trainable`) and presets
     /// exist: `suite` keeps skipping them. The backbone is taken from the result, since its
     /// checkpoint path is where the checkout was.
     func testCommittedResultsAreTodaysCellsOfTheirSuites() throws {
-        for name in ["smoke", "cifar100-10t-quick", "olora-quick", "olora-standard"] {
+        // cifar100-10t (the full protocol) is run a part at a time: its results are some of its cells.
+        for name in ["smoke", "cifar100-10t-quick", "olora-quick", "olora-standard", "cross5-effnet", "cifar100-10t-effnet", "cifar100-10t"] {
             let (suite, _) = try SuiteFile.load(CLITests.checkout.path + "/suites/\(name).yaml")
             let cells = try suite.cells(registry: .builtin)
             let results = try ReportInput.load([CLITests.checkout.path + "/results/" + name])
-            XCTAssertEqual(Set(cells.map(\.name)), Set(results.map(\.name)), "\(name): the suite's cells are the committed results")
+            if name == "cifar100-10t" {
+                XCTAssertTrue(Set(results.map(\.name)).isSubset(of: cells.map(\.name)), "\(name): every committed result is a cell of the suite")
+            } else {
+                XCTAssertEqual(Set(cells.map(\.name)), Set(results.map(\.name)), "\(name): the suite's cells are the committed results")
+            }
             for r in results {
                 var cell = try XCTUnwrap(cells.first { $0.name == r.name })
                 XCTAssertEqual(cell.options, r.config.cell.options, r.name)
