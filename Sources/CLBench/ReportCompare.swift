@@ -30,6 +30,8 @@ public struct PairedComparison {
 
     public let metric: String
     public let baseline: String
+    /// The paired test used.
+    public let test: Statistics.TestChoice
     public let entries: [Entry]
     /// Runs left out because only one side has them, one line per comparison.
     public let unmatched: [String]
@@ -40,12 +42,15 @@ public struct PairedComparison {
 
     /// - Parameter baseline: a method name, `METHOD@SUITE` (one configuration of it, by suite label)
     ///   or a row label.
-    public init(results: [ResultFile], baseline: String, metric: String = defaultMetric, methodOrder: [String] = [], notes: [String] = []) throws {
+    /// - Parameter test: which paired test (`Statistics.TestChoice`; the caption names it).
+    public init(results: [ResultFile], baseline: String, metric: String = defaultMetric, methodOrder: [String] = [],
+                test: Statistics.TestChoice = .auto, notes: [String] = []) throws {
         let loaded = ReportInput.deduplicated(results)
         let results = loaded.results
         guard !results.isEmpty else { throw ReportError("no results to compare") }
         self.metric = metric
         self.baseline = baseline
+        self.test = test
         let values = ResultMetrics(results)
         guard values.available.contains(metric) else {
             throw ReportError("no result has metric '\(metric)'; available: \(values.available.joined(separator: ", "))")
@@ -85,9 +90,9 @@ public struct PairedComparison {
                                      + (onlyMethod.map { "\($0) (only \(label))" } + onlyBase.map { "\($0) (only \(bLabel))" }).joined(separator: ", "))
                 }
                 let d = runs.map { xs[$0]! - base[$0]! }
-                let test = Statistics.pairedTest(d)
+                let result = Statistics.pairedTest(d, choice: test)
                 mine.append(Entry(scenario: scenario, row: label, baseline: bLabel, runs: runs, meanDifference: d.isEmpty ? nil : Statistics.mean(d),
-                                  halfWidth95: Statistics.tHalfWidth(d), test: test?.test, p: test?.p, holm: nil))
+                                  halfWidth95: Statistics.tHalfWidth(d), test: result?.test, p: result?.p, holm: nil))
             }
             let adjusted = Statistics.holm(mine.map(\.p))
             for k in mine.indices { mine[k].holm = adjusted[k] }
@@ -132,7 +137,8 @@ public struct PairedComparison {
             ? "Every comparison has at most one matched run (n = 1): differences only, no interval and no test. " : ""
         s += "Paired comparison with \(baseline) on \(MetricKind.label(metric)) (\(metric)): Δ = method − baseline in \(unit), "
             + "mean over the runs matched by scenario, seed and order (listed); 95 % CI = Δ ± t(0.975, n − 1) · s_d / √n. "
-            + "p: two-sided; exact sign-flip permutation test (all 2ⁿ sign assignments) for n ≤ 12 pairs, paired t-test beyond. "
+            + (test == .auto ? "p: two-sided; exact sign-flip permutation test (all 2ⁿ sign assignments) for n ≤ 12 pairs, paired t-test beyond. "
+                             : "p: two-sided paired t-test at every n (--test t), which assumes normally distributed differences. ")
             + "p (Holm): Holm's step-down correction across the methods compared on each scenario; * marks p (Holm) < 0.05."
         if entries.contains(where: { $0.n == 1 }) { s += " With n = 1 (one matched run) there is no interval and no test." }
         if entries.contains(where: { (2...5).contains($0.n) && $0.test == .signFlip }) {

@@ -38,6 +38,8 @@ public struct ReportTable {
     public let stats: [[SeedStats?]]
     public let best: [[Bool]]
     public let spread: Spread
+    /// The paired test behind bold.
+    public let test: Statistics.TestChoice
     /// Loading notes (identical duplicates used once), printed below the table.
     public let notes: [String]
     /// `ReportRows.legend`: the settings each suite's configuration rows share, said in the caption.
@@ -53,11 +55,14 @@ public struct ReportTable {
     ///     for `defaultMetrics`. A named metric no result has is an error naming those available.
     ///   - methodOrder: rows in this order (e.g. the registry's); methods not in it follow, sorted.
     ///   - notes: notes from loading (`ReportInput.loadWithNotes`), shown below the table.
-    public init(results: [ResultFile], metrics: [String]? = nil, methodOrder: [String] = [], spread: Spread = .ci, notes: [String] = []) throws {
+    ///   - test: the paired test behind bold (`Statistics.TestChoice`; the caption names it).
+    public init(results: [ResultFile], metrics: [String]? = nil, methodOrder: [String] = [], spread: Spread = .ci,
+                test: Statistics.TestChoice = .auto, notes: [String] = []) throws {
         let loaded = ReportInput.deduplicated(results)
         let results = loaded.results
         guard !results.isEmpty else { throw ReportError("no results to tabulate") }
         self.spread = spread
+        self.test = test
         self.notes = notes + loaded.notes
         let metricValues = ResultMetrics(results)
         if let metrics {
@@ -109,9 +114,9 @@ public struct ReportTable {
             for (i, mean) in shown {
                 if Self.rounded(c.metric, mean) == target { b[i][j] = true; continue }
                 let matched = vals[i][j].keys.filter { vals[top.0][j][$0] != nil }.sorted()
-                guard let test = Statistics.pairedTest(matched.map { vals[i][j][$0]! - vals[top.0][j][$0]! }) else { continue }
+                guard let result = Statistics.pairedTest(matched.map { vals[i][j][$0]! - vals[top.0][j][$0]! }, choice: test) else { continue }
                 fewest = min(fewest ?? .max, matched.count)
-                if test.p >= Self.alpha { b[i][j] = true }
+                if result.p >= Self.alpha { b[i][j] = true }
             }
         }
         best = b
@@ -173,9 +178,11 @@ public struct ReportTable {
         s += ". "
         if let fewest = fewestTestedPairs {
             s += "Bold: the best mean per column and every row not significantly worse than it (two-sided paired test over the runs "
-                + "matched by scenario, seed and order, α = 0.05 unadjusted: exact sign-flip permutation test for n ≤ 12 pairs, "
-                + "paired t-test beyond; a row with fewer than 2 matched runs is bold only when its printed mean ties)."
-            if fewest <= 5 { s += " With n ≤ 5 pairs the exact test cannot give p < 0.05 (its smallest p is 2/2ⁿ), so such rows are never marked worse." }
+                + "matched by scenario, seed and order, α = 0.05 unadjusted: "
+                + (test == .auto ? "exact sign-flip permutation test for n ≤ 12 pairs, paired t-test beyond"
+                                 : "paired t-test at every n (--test t), which assumes normally distributed differences")
+                + "; a row with fewer than 2 matched runs is bold only when its printed mean ties)."
+            if fewest <= 5, test == .auto { s += " With n ≤ 5 pairs the exact test cannot give p < 0.05 (its smallest p is 2/2ⁿ), so such rows are never marked worse." }
         } else {
             s += "Best mean per column in bold" + (single ? "" : " (no row has 2 runs matched with the best, so no test)") + "."
         }

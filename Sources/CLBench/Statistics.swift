@@ -103,12 +103,23 @@ public enum Statistics {
         case pairedT = "paired t"
     }
 
-    /// Two-sided p-value of paired differences (method - baseline, one per matched run): the exact
-    /// sign-flip permutation test for n <= `exactSignFlipLimit`, otherwise the paired t-test; nil
-    /// for fewer than two pairs (no test is possible).
-    public static func pairedTest(_ d: [Double]) -> (test: PairedTest, p: Double)? {
+    /// Which paired test reports use (`--test`).
+    public enum TestChoice: String, CaseIterable, Sendable {
+        /// The exact sign-flip test for n <= `exactSignFlipLimit` pairs, the paired t-test beyond: no
+        /// assumption about the differences' distribution where it matters most, but with n <= 5 pairs
+        /// no p-value below 0.05 exists.
+        case auto
+        /// The paired t-test at every n: it can reach p < 0.05 with 3 pairs, at the price of assuming
+        /// the mean difference is normally distributed, which with so few runs cannot be checked.
+        case t
+    }
+
+    /// Two-sided p-value of paired differences (method - baseline, one per matched run): with
+    /// `.auto`, the exact sign-flip permutation test for n <= `exactSignFlipLimit`, otherwise the
+    /// paired t-test; with `.t`, the paired t-test; nil for fewer than two pairs (no test is possible).
+    public static func pairedTest(_ d: [Double], choice: TestChoice = .auto) -> (test: PairedTest, p: Double)? {
         guard d.count >= 2 else { return nil }
-        if d.count <= exactSignFlipLimit { return (.signFlip, signFlipP(d)) }
+        if choice == .auto, d.count <= exactSignFlipLimit { return (.signFlip, signFlipP(d)) }
         return (.pairedT, pairedTP(d))
     }
 

@@ -5,6 +5,7 @@ import Foundation
 extension ReportTable.Format: ExpressibleByArgument {}
 extension ReportTable.Spread: ExpressibleByArgument {}
 extension Plot.Kind: ExpressibleByArgument {}
+extension Statistics.TestChoice: ExpressibleByArgument {}
 
 /// `clbench report table|compare|plot`: paper tables, paired comparisons and SVG figures from result files.
 struct ReportCommand: ParsableCommand {
@@ -26,7 +27,7 @@ struct ReportTableCommand: ParsableCommand {
         Accuracy-like metrics are in percent with 2 decimals. Bold: the best mean of each column (the \
         lowest for forgetting, intransigence, time and memory, the highest otherwise) and every row not \
         significantly worse than it (two-sided paired test over runs matched by scenario, seed and order, alpha 0.05: \
-        exact sign-flip for n <= 12, paired t beyond). With one run a cell shows its mean alone. Results of the same \
+        exact sign-flip for n <= 12, paired t beyond; --test t: the paired t-test at every n). With one run a cell shows its mean alone. Results of the same \
         name with different configurations (two suites) become separate rows labelled by suite and the settings \
         that differ; identical duplicates are used once, with a note. \
         intransigence_cil / intransigence_til are computed against the 'joint' result of the same scenario and run.
@@ -36,6 +37,8 @@ struct ReportTableCommand: ParsableCommand {
     @Option(help: "markdown, latex (booktabs) or csv.") var format: ReportTable.Format = .markdown
     @Option(help: "ci: ± the half-width of the 95 % Student t interval of the mean; std: ± the sample standard deviation (n-1).")
     var spread: ReportTable.Spread = .ci
+    @Option(help: "The paired test behind bold: auto (exact sign-flip for n <= 12 pairs, paired t beyond) or t (paired t-test at every n: it can mark a row worse at n = 3, assuming normal differences).")
+    var test: Statistics.TestChoice = .auto
     @Option(help: "Comma-separated metric names (default: \(ReportTable.defaultMetrics.joined(separator: ",")); retrieval_accuracy only where present).")
     var metrics: String?
     @Option(help: "Write the table to FILE instead of standard output.") var out: String?
@@ -48,7 +51,8 @@ struct ReportTableCommand: ParsableCommand {
     func run() throws {
         let loaded = try ReportInput.loadWithNotes(results)
         let list = metrics?.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-        let table = try ReportTable(results: loaded.results, metrics: list, methodOrder: CLBenchCLI.registry.names, spread: spread, notes: loaded.notes)
+        let table = try ReportTable(results: loaded.results, metrics: list, methodOrder: CLBenchCLI.registry.names, spread: spread,
+                                   test: test, notes: loaded.notes)
         if format == .csv { printNotes(table.notes) }
         let text = table.render(format)
         if updateReadme {
@@ -73,7 +77,7 @@ struct ReportCompareCommand: ParsableCommand {
         discussion: """
         Runs are matched by scenario, seed and (when present) order; runs only one side has are listed and left \
         out. The test is two-sided: the exact sign-flip permutation test for n <= 12 pairs, the paired t-test \
-        beyond; Holm's correction runs across the methods compared on each scenario. With one matched run there \
+        beyond (--test t: the paired t-test at every n); Holm's correction runs across the methods compared on each scenario. With one matched run there \
         is no interval and no test. Differences of accuracy-like metrics are in percentage points.
         """)
 
@@ -81,13 +85,15 @@ struct ReportCompareCommand: ParsableCommand {
     @Option(help: "The baseline: a method name, METHOD@SUITE (one configuration of it, by suite or folder name), or a row label.")
     var baseline: String
     @Option(help: "The metric compared.") var metric = PairedComparison.defaultMetric
+    @Option(help: "auto (exact sign-flip for n <= 12 pairs, paired t beyond) or t (paired t-test at every n, assuming normal differences).")
+    var test: Statistics.TestChoice = .auto
     @Option(help: "markdown, latex (booktabs) or csv.") var format: ReportTable.Format = .markdown
     @Option(help: "Write the comparison to FILE instead of standard output.") var out: String?
 
     func run() throws {
         let loaded = try ReportInput.loadWithNotes(results)
         let comparison = try PairedComparison(results: loaded.results, baseline: baseline, metric: metric,
-                                              methodOrder: CLBenchCLI.registry.names, notes: loaded.notes)
+                                              methodOrder: CLBenchCLI.registry.names, test: test, notes: loaded.notes)
         if format == .csv {
             printNotes(comparison.unmatched.map { "left out (unmatched runs): \($0)" } + comparison.notes)
         }

@@ -86,6 +86,29 @@ final class ReportTests: XCTestCase {
             .contains("| worse | 81.50 ± 1.87 (n=6) |"))
     }
 
+    /// Three seeds, a row worse than the best by (2, 3, 4) points: the exact test cannot reject
+    /// (p = 2/8), so by default it is bold; with `--test t` (t = 3 sqrt(3), 2 df, p = 0.0351, hand
+    /// computed in StatisticsTests) it is not, and the caption names the test.
+    func testTestChoiceTChangesBoldAndCaption() throws {
+        var rs: [ResultFile] = []
+        for (k, b) in [0.80, 0.70, 0.75].enumerated() {
+            rs.append(Self.result("best", seed: UInt64(k), metrics: Self.m(b, 0.9, 0.1, 0.9)))
+            rs.append(Self.result("worse", seed: UInt64(k), metrics: Self.m(b - [0.02, 0.03, 0.04][k], 0.9, 0.1, 0.9)))
+        }
+        let auto = try ReportTable(results: rs, metrics: ["final_accuracy_cil"], methodOrder: ["best", "worse"])
+        XCTAssertEqual(auto.best.map { $0[0] }, [true, true])
+        XCTAssertTrue(auto.render(.markdown).contains("exact sign-flip permutation test for n ≤ 12 pairs"))
+        let t = try ReportTable(results: rs, metrics: ["final_accuracy_cil"], methodOrder: ["best", "worse"], test: .t)
+        XCTAssertEqual(t.best.map { $0[0] }, [true, false])
+        let md = t.render(.markdown)
+        XCTAssertTrue(md.contains("paired t-test at every n (--test t), which assumes normally distributed differences"), md)
+        XCTAssertFalse(md.contains("With n ≤ 5 pairs"), md)
+        let compared = try PairedComparison(results: rs, baseline: "best", test: .t)
+        XCTAssertEqual(compared.entries.map(\.test), [.pairedT])
+        XCTAssertEqual(compared.entries[0].p ?? 1, 1 - 27.0.squareRoot() / 29.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(try PairedComparison(results: rs, baseline: "best").entries[0].p, 0.25)
+    }
+
     func testLatexTableUsesBooktabsAndBold() throws {
         let t = try ReportTable(results: Self.suite, methodOrder: ["gamma", "beta"], spread: .std)
         let tex = t.render(.latex)

@@ -87,6 +87,20 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(Statistics.pairedTP([0, 0, 0]), 1)
     }
 
+    /// `--test t`: the paired t-test at every n. d = (2, 3, 4): mean 3, s = 1, t = 3 sqrt(3) = 5.196152
+    /// with 2 df, where the t CDF is 1/2 + t / (2 sqrt(2 + t^2)) = 1/2 + 5.196152 / (2 sqrt(29)) =
+    /// 0.982451, so p = 2 (1 - 0.982451) = 0.035099 < 0.05; the exact sign-flip test gives 2/8 = 0.25.
+    func testPairedTChoiceTestsEveryNWithTheTTest() throws {
+        let t = try XCTUnwrap(Statistics.pairedTest([2, 3, 4], choice: .t))
+        XCTAssertEqual(t.test, .pairedT)
+        XCTAssertEqual(t.p, 1 - 27.0.squareRoot() / 29.0.squareRoot(), accuracy: 1e-9)
+        XCTAssertEqual(t.p, 0.035099, accuracy: 1e-6)
+        let exact = try XCTUnwrap(Statistics.pairedTest([2, 3, 4]))
+        XCTAssertEqual(exact.test, .signFlip)
+        XCTAssertEqual(exact.p, 0.25)
+        XCTAssertNil(Statistics.pairedTest([2], choice: .t), "one pair: no test with either choice")
+    }
+
     /// Holm by hand: p = (0.01, 0.04, 0.03, 0.005), m = 4. Sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03,
     /// 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> running max 0.06. In input order: (0.03, 0.06, 0.06, 0.02).
     func testHolmByHand() {
