@@ -158,6 +158,12 @@ public struct ReportRows: Sendable {
         rowOf = labels.map { l in ordered.firstIndex { $0.label == l.label }! }
     }
 
+    /// The caption's sentence for `legend` (tables and comparisons); nil when it is empty.
+    public var legendSentence: String? {
+        legend.isEmpty ? nil : "Rows method (suite) are one configuration of a method; the settings all of a suite's such rows share: "
+            + legend.joined(separator: "; ") + "."
+    }
+
     /// Indices of the results in row `i`.
     public func results(inRow i: Int) -> [Int] { rowOf.indices.filter { rowOf[$0] == i } }
 

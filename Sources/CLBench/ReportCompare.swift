@@ -37,8 +37,8 @@ public struct PairedComparison {
     public let unmatched: [String]
     /// Loading notes, skipped scenarios.
     public let notes: [String]
-    /// `ReportRows.legend`: the settings each suite's configuration rows share, said in the caption.
-    public let legend: [String]
+    /// `ReportRows.legendSentence`: the settings each suite's configuration rows share, for the caption.
+    let legendSentence: String?
 
     /// - Parameter baseline: a method name, `METHOD@SUITE` (one configuration of it, by suite label)
     ///   or a row label.
@@ -56,7 +56,7 @@ public struct PairedComparison {
             throw ReportError("no result has metric '\(metric)'; available: \(values.available.joined(separator: ", "))")
         }
         let grouping = ReportRows(results, methodOrder: methodOrder)
-        legend = grouping.legend
+        legendSentence = grouping.legendSentence
         let baseRows = Set(grouping.select(baseline))
         guard !baseRows.isEmpty else {
             throw ReportError("no results of baseline '\(baseline)'; rows: \(grouping.rows.map(\.label).joined(separator: ", "))")
@@ -144,10 +144,7 @@ public struct PairedComparison {
         if entries.contains(where: { (2...5).contains($0.n) && $0.test == .signFlip }) {
             s += " With n ≤ 5 pairs the exact test cannot give p < 0.05 (its smallest p is 2/2ⁿ)."
         }
-        if !legend.isEmpty {
-            s += " Rows method (suite: settings) are one configuration of a method; the settings all of a suite's such rows share: "
-                + legend.joined(separator: "; ") + "."
-        }
+        if let legendSentence { s += " " + legendSentence }
         return s
     }
 

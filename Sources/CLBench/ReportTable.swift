@@ -42,8 +42,8 @@ public struct ReportTable {
     public let test: Statistics.TestChoice
     /// Loading notes (identical duplicates used once), printed below the table.
     public let notes: [String]
-    /// `ReportRows.legend`: the settings each suite's configuration rows share, said in the caption.
-    public let legend: [String]
+    /// `ReportRows.legendSentence`: the settings each suite's configuration rows share, for the caption.
+    let legendSentence: String?
     /// The fewest matched runs any bold test used (nil when no test was possible).
     let fewestTestedPairs: Int?
     /// Scenarios whose results come from more than one suite (`ResultFile.suiteLabel`): all of them,
@@ -75,7 +75,7 @@ public struct ReportTable {
         let wanted = metrics ?? Self.defaultMetrics
         let grouping = ReportRows(results, methodOrder: methodOrder)
         rows = grouping.rows
-        legend = grouping.legend
+        legendSentence = grouping.legendSentence
         scenarios = Set(results.map(\.config.cell.scenario)).sorted()
         mixedSuites = scenarios.compactMap { sc in
             let idx = results.indices.filter { results[$0].config.cell.scenario == sc }
@@ -188,8 +188,8 @@ public struct ReportTable {
         }
         s += " ↑ higher is better, ↓ lower is better."
         if rows.contains(where: { $0.suite != nil || $0.label != $0.method }) {
-            s += " A method run in several configurations on one scenario has a row per configuration there: method (suite: the settings that differ)"
-            s += legend.isEmpty ? "." : "; the settings all of a suite's such rows share are given once here: " + legend.joined(separator: "; ") + "."
+            s += " A method run in several configurations on one scenario has a row per configuration there: method (suite: the settings that differ)."
+            if let legendSentence { s += " " + legendSentence }
         }
         for (scenario, suites) in mixedSuites {
             s += " \(scenario) holds results of several suites (\(suites.all.joined(separator: ", ")))"

@@ -236,7 +236,7 @@ final class ReportTests: XCTestCase {
         XCTAssertEqual(t.methods, ["alpha (full)", "alpha (quick)", "beta"])
         let md = t.render(.markdown)
         XCTAssertTrue(md.contains("| alpha (full) | **60.00** (n=1) |\n| alpha (quick) | 50.00 (n=1) |\n| beta | 55.00 (n=1) |"), md)
-        XCTAssertTrue(md.contains("the settings all of a suite's such rows share are given once here: full: epochs=3; quick: epochs=1."), md)
+        XCTAssertTrue(md.contains("the settings all of a suite's such rows share: full: epochs=3; quick: epochs=1."), md)
         XCTAssertTrue(md.contains("syn holds results of several suites (full, quick); its rows without a suite are from quick."), md)
         XCTAssertTrue(md.contains("\nNote: syn__beta__s0: 2 results with the same configuration"), md)
         XCTAssertTrue(t.render(.latex).contains("\nalpha (quick) & 50.00 {\\scriptsize (n=1)} \\\\\n"), t.render(.latex))
@@ -254,7 +254,7 @@ final class ReportTests: XCTestCase {
         let p2 = try write([paperQuick], to: "elsewhere-too")
         let samesuite = try ReportTable(results: ReportInput.load([p, p2]), metrics: ["final_accuracy_cil"])
         XCTAssertEqual(samesuite.methods, ["alpha (paper: epochs=1)", "alpha (paper: epochs=3)"])
-        XCTAssertEqual(samesuite.legend, [])
+        XCTAssertNil(samesuite.legendSentence)
 
         // Plots: one line per row, and the two configurations' matrices in different files.
         let written = try Plot.writeAll(results: loaded.results, outDir: dir + "/plots").paths
