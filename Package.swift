@@ -55,7 +55,8 @@ let package = Package(
         .target(name: "CLModels", dependencies: ["CLTensor", "CLData"], swiftSettings: optimised),
         .target(name: "CLData", dependencies: ["CLTensor", "CZlib", "CJPEG", "CPNG", "CImageCodec"], swiftSettings: optimised),
         .target(name: "CLMethods", dependencies: ["CBLAS", "CLTensor", "CLModels", "CLData"], swiftSettings: optimised),
-        .target(name: "CLBench", dependencies: ["CLTensor", "CLModels", "CLData", "CLMethods", "CZstd", "CInterrupt", "Yams"], swiftSettings: optimised),
+        .target(name: "CLBench", dependencies: ["CLTensor", "CLModels", "CLData", "CLMethods", "CZstd", "CInterrupt", "Yams"], swiftSettings: optimised,
+                plugins: ["BuildStamp"]),
         // The whole CLI as a library, so out-of-tree packages can run it with their own methods added.
         .target(name: "CLBenchCLI", dependencies: [
             "CLBench", "CLMethods", "CLTensor", "CLModels", "CLData",
@@ -71,6 +72,9 @@ let package = Package(
                                                      description: "Write docs/results.md and docs/results.tex (and README.md's results blocks) from results/"),
                                      permissions: [.writeToPackageDirectory(reason: "writes docs/results.md, docs/results.tex and README.md's generated results blocks")]),
                 dependencies: ["clbench"]),
+        // Build tool: stamps CLBench with the commit it is compiled from (`buildCommit`, recorded in
+        // result files and checkpoints), so a binary keeps naming its own code when HEAD moves on.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
         .plugin(name: "RegressionCheck",
                 capability: .command(intent: .custom(verb: "regression-check",
                                                      description: "clbench check of a fresh smoke run (or of given result paths) against results/smoke")),

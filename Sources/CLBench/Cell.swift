@@ -124,21 +124,16 @@ public struct EnvironmentInfo: Codable, Sendable {
                                cpu: cpu, threads: Compute.threads, os: ProcessInfo.processInfo.operatingSystemVersionString)
     }
 
-    /// The commit of the source tree this binary was built from: `CLBENCH_GIT_COMMIT` if set, else
-    /// `git rev-parse HEAD` in the package directory (known at compile time), else "unknown".
-    static func gitCommit() -> String {
-        if let c = ProcessInfo.processInfo.environment["CLBENCH_GIT_COMMIT"], !c.isEmpty { return c }
-        let packageDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["git", "-C", packageDir.path, "rev-parse", "HEAD"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return "unknown" }
-        p.waitUntilExit()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return p.terminationStatus == 0 && !out.isEmpty ? out : "unknown"
+    /// The commit of the source tree this binary was compiled from, stamped at build time
+    /// (`Plugins/BuildStamp`, which writes `buildCommit`): 40 hex digits, then `-modified-<12 hex>`
+    /// when `Sources/` or `Package.swift` differed from that commit, or `unknown` outside a git
+    /// checkout. Never the source folder's HEAD at run time, which moves on while a binary runs.
+    static func gitCommit() -> String { buildCommit }
+
+    /// `commit` shortened for messages: its first 12 hex digits and any `-modified-…` suffix.
+    public static func shortCommit(_ commit: String) -> String {
+        guard commit.count > 40, let dash = commit.firstIndex(of: "-") else { return String(commit.prefix(12)) }
+        return String(commit.prefix(12)) + commit[dash...]
     }
 }
 

@@ -246,7 +246,7 @@ public enum CellExecutor {
                 if let why = CellCheckpoint.mismatch(meta, spec: spec, tasks: tasks) {
                     discard(why)
                 } else if meta.gitCommit != here.commit {
-                    discard("the checkpoint was written by clbench commit \(meta.gitCommit.prefix(12)), this is \(here.commit.prefix(12))")
+                    discard("the checkpoint was written by clbench commit \(EnvironmentInfo.shortCommit(meta.gitCommit)), this is \(EnvironmentInfo.shortCommit(here.commit))")
                 } else {
                     do {
                         try method.restore(try checkpoint.loadState(meta, directory: directory))

@@ -12,7 +12,7 @@ public enum Inspect {
         s += c.backbone.pretrainEpochs.map { ", pretrained \($0) epochs on task 0" } ?? ""
         s += "\nschedule  epochs \(c.schedule.epochs), batch \(c.schedule.batchSize), augment crop \(c.schedule.augment.cropPadding) flip \(c.schedule.augment.horizontalFlip)\n"
         s += "scenario  \(r.scenario.name): \(r.scenario.tasks) tasks, \(r.scenario.classes) classes, fingerprint \(r.scenario.fingerprint.prefix(16))\n"
-        s += "env       clbench \(r.environment.clbenchVersion) (\(r.environment.gitCommit.prefix(12))), \(r.environment.threads) threads, \(r.environment.cpu)\n"
+        s += "env       clbench \(r.environment.clbenchVersion) (\(EnvironmentInfo.shortCommit(r.environment.gitCommit))), \(r.environment.threads) threads, \(r.environment.cpu)\n"
         s += "data      " + r.data.keys.sorted().map { "\(($0 as NSString).lastPathComponent) \(r.data[$0]!.prefix(12))" }.joined(separator: ", ") + "\n"
         s += "\nmetrics\n"
         for k in r.metrics.keys.sorted() { s += "  \(k.padding(toLength: 40, withPad: " ", startingAt: 0)) \(format(k, r.metrics[k]!))\n" }

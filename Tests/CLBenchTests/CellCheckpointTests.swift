@@ -137,6 +137,14 @@ final class CellCheckpointTests: XCTestCase {
             let text = try String(contentsOfFile: meta(d), encoding: .utf8).replacingOccurrences(of: "\"format\":\(CellCheckpoint.format)", with: "\"format\":99")
             try text.write(toFile: meta(d), atomically: true, encoding: .utf8)
         }, expect: "has checkpoint format 99, this clbench reads \(CellCheckpoint.format)")
+        try spoil("another commit", { d in
+            // A checkpoint resumes only under the build that wrote it (Plugins/BuildStamp stamps the commit).
+            let here = EnvironmentInfo.commitAndBLAS.commit, other = String(repeating: "0", count: 40)
+            let text = try String(contentsOfFile: meta(d), encoding: .utf8)
+            let changed = text.replacingOccurrences(of: "\"git_commit\":\"\(here)\"", with: "\"git_commit\":\"\(other)\"")
+            XCTAssertNotEqual(changed, text, "checkpoint.json records the build's commit")
+            try changed.write(toFile: meta(d), atomically: true, encoding: .utf8)
+        }, expect: "the checkpoint was written by clbench commit 000000000000, this is \(EnvironmentInfo.shortCommit(EnvironmentInfo.commitAndBLAS.commit))")
         try spoil("no task folder", { d in try FileManager.default.removeItem(atPath: d) }, expect: "holds no finished checkpoint")
 
         // Another configuration of the same cell name: the checkpoint of lr 0.003 is not continued with lr 0.01.
