@@ -13,23 +13,50 @@ import PackagePlugin
 /// The stamp is the 40-hex commit, followed by `-modified-<12 hex>` when `Sources/` or
 /// `Package.swift` differ from it (tracked changes or untracked files; the hex is git's hash of that
 /// difference, so two differently modified builds of one commit differ), or `unknown` outside a git
-/// checkout. A prebuild command runs before every build; it rewrites the file only when the stamp
-/// changes, so an unchanged tree recompiles nothing.
+/// checkout.
+///
+/// A build command, not a prebuild command: SwiftPM reruns prebuild commands only when it re-plans
+/// the build (a new file, another set of products), so an edited source or a new commit left the stamp
+/// stale. A build command reruns whenever one of its inputs changes: every source file of the
+/// package's `Sources/` targets, `Package.swift`, and git's `HEAD`, `logs/HEAD` (appended to by every
+/// commit, checkout and reset) and `index`. It rewrites the file only when the stamp changes, so an
+/// unchanged stamp recompiles nothing.
 @main
 struct BuildStamp: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
-        let out = context.pluginWorkDirectoryURL.appending(path: "generated")
-        return [.prebuildCommand(displayName: "Stamping \(target.name) with the source tree's git commit",
-                                 executable: URL(fileURLWithPath: "/bin/sh"),
-                                 arguments: ["-c", Self.script, "build-stamp", out.path, context.package.directoryURL.path],
-                                 outputFilesDirectory: out)]
+        let root = context.package.directoryURL
+        let out = context.pluginWorkDirectoryURL.appending(path: "BuildCommit.swift")
+        let sources = root.appending(path: "Sources").path + "/"
+        var inputs = [root.appending(path: "Package.swift")]
+        for t in context.package.targets {
+            guard let files = t.sourceModule?.sourceFiles else { continue }
+            inputs += files.map(\.url).filter { $0.path.hasPrefix(sources) }
+        }
+        if let git = Self.gitDirectory(root) {
+            inputs += ["HEAD", "logs/HEAD", "index"].map { git.appending(path: $0) }
+                .filter { FileManager.default.fileExists(atPath: $0.path) }
+        }
+        return [.buildCommand(displayName: "Stamping \(target.name) with the source tree's git commit",
+                              executable: URL(fileURLWithPath: "/bin/sh"),
+                              arguments: ["-c", Self.script, "build-stamp", out.path, root.path],
+                              inputFiles: inputs, outputFiles: [out])]
     }
 
-    /// `sh -c SCRIPT build-stamp OUT_DIR PACKAGE_DIR`. POSIX sh and git only (no sha256sum: macOS lacks it).
+    /// The checkout's git directory: `.git`, or where a `.git` file points (a worktree).
+    static func gitDirectory(_ root: URL) -> URL? {
+        let dotGit = root.appending(path: ".git")
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dotGit.path, isDirectory: &isDir) else { return nil }
+        if isDir.boolValue { return dotGit }
+        guard let text = try? String(contentsOf: dotGit, encoding: .utf8), text.hasPrefix("gitdir:") else { return nil }
+        let path = text.dropFirst("gitdir:".count).trimmingCharacters(in: .whitespacesAndNewlines)
+        return path.hasPrefix("/") ? URL(fileURLWithPath: path) : root.appending(path: path)
+    }
+
+    /// `sh -c SCRIPT build-stamp OUT_FILE PACKAGE_DIR`. POSIX sh and git only (no sha256sum: macOS lacks it).
     static let script = #"""
     set -u
     out=$1; src=$2
-    mkdir -p "$out"
     if commit=$(git -C "$src" rev-parse --verify -q HEAD 2>/dev/null); then
         changes=$(cd "$src" && {
             git diff HEAD -- Sources Package.swift
@@ -43,8 +70,7 @@ struct BuildStamp: BuildToolPlugin {
     else
         commit=unknown
     fi
-    tmp="$out.new"
-    printf '// Generated at build time by Plugins/BuildStamp: do not edit.\nlet buildCommit = "%s"\n' "$commit" > "$tmp"
-    if cmp -s "$tmp" "$out/BuildCommit.swift"; then rm -f "$tmp"; else mv "$tmp" "$out/BuildCommit.swift"; fi
+    printf '// Generated at build time by Plugins/BuildStamp: do not edit.\nlet buildCommit = "%s"\n' "$commit" > "$out.new"
+    if cmp -s "$out.new" "$out"; then rm -f "$out.new"; else mv "$out.new" "$out"; fi
     """#
 }

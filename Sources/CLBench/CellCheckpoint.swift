@@ -97,13 +97,19 @@ public struct CellCheckpoint {
         return .saved(meta, directory: newest.path)
     }
 
-    /// Why a saved checkpoint cannot continue `spec` (nil: it can): another configuration hash, or
-    /// another number of tasks.
+    /// Why a saved checkpoint cannot continue `spec` in this binary (nil: it can): another
+    /// configuration hash, another cell, another build (the commit this binary was compiled from,
+    /// `EnvironmentInfo.commitAndBLAS`), or another number of tasks. `suite --list` and the cell
+    /// itself ask the same question, so the list says what a run will do.
     public static func mismatch(_ meta: Meta, spec: CellSpec, tasks: Int?) -> String? {
         if meta.hash != spec.hash {
             return "the checkpoint is of another configuration (hash \(meta.hash.prefix(12)), the cell's \(spec.hash.prefix(12)))"
         }
         if meta.cell != spec.name { return "the checkpoint is of cell \(meta.cell)" }
+        let here = EnvironmentInfo.commitAndBLAS.commit
+        if meta.gitCommit != here {
+            return "the checkpoint was written by clbench commit \(EnvironmentInfo.shortCommit(meta.gitCommit)), this is \(EnvironmentInfo.shortCommit(here))"
+        }
         if let tasks, meta.tasks != tasks || meta.tasksDone < 1 || meta.tasksDone > tasks {
             return "the checkpoint says \(meta.tasksDone) of \(meta.tasks) tasks finished, the scenario has \(tasks)"
         }

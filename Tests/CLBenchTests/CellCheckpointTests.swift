@@ -104,7 +104,9 @@ final class CellCheckpointTests: XCTestCase {
         let checkpoint = CellCheckpoint(outDir: out, cell: cell.name)
         let suite = try SuiteRunner(suite: SuiteFile.parse(yaml, source: "x"), registry: .builtin, outDir: out, dataRoot: dir, jobs: 1, out: { _ in })
 
-        func spoil(_ how: String, _ damage: (String) throws -> Void, expect message: String) throws {
+        /// `listed`: what `suite --list` says of the damaged checkpoint, when it can tell without
+        /// reading the state file.
+        func spoil(_ how: String, _ damage: (String) throws -> Void, expect message: String, listed: String? = nil) throws {
             try run(cell, out: out, stopAfter: 2)
             guard case let .saved(_, directory) = checkpoint.find() else { return XCTFail("\(how): no checkpoint") }
             let list = suite.statusLines()
@@ -112,6 +114,9 @@ final class CellCheckpointTests: XCTestCase {
             XCTAssertTrue(list.last!.hasPrefix("checkpoints: 1, ") && list.last!.hasSuffix(" on disk"), list.joined(separator: "\n"))
             XCTAssertGreaterThan(checkpoint.diskBytes, 1000)
             try damage(directory)
+            if let listed {
+                XCTAssertTrue(suite.statusLines()[0].contains("checkpoint unusable, ") && suite.statusLines()[0].contains(listed), "\(how): \(suite.statusLines()[0])")
+            }
             let log = try run(cell, out: out)
             XCTAssertTrue(log.contains { $0.contains(message) && $0.hasSuffix("the cell starts over") }, "\(how): \(log)")
             XCTAssertFalse(log.contains { $0.contains("resuming") }, how)
@@ -132,11 +137,11 @@ final class CellCheckpointTests: XCTestCase {
         try spoil("truncated json", { d in
             let data = try Data(contentsOf: URL(fileURLWithPath: meta(d)))
             try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: meta(d)))
-        }, expect: "checkpoint.json is corrupt or truncated")
+        }, expect: "checkpoint.json is corrupt or truncated", listed: "checkpoint.json is corrupt or truncated")
         try spoil("other format", { d in
             let text = try String(contentsOfFile: meta(d), encoding: .utf8).replacingOccurrences(of: "\"format\":\(CellCheckpoint.format)", with: "\"format\":99")
             try text.write(toFile: meta(d), atomically: true, encoding: .utf8)
-        }, expect: "has checkpoint format 99, this clbench reads \(CellCheckpoint.format)")
+        }, expect: "has checkpoint format 99, this clbench reads \(CellCheckpoint.format)", listed: "has checkpoint format 99")
         try spoil("another commit", { d in
             // A checkpoint resumes only under the build that wrote it (Plugins/BuildStamp stamps the commit).
             let here = EnvironmentInfo.commitAndBLAS.commit, other = String(repeating: "0", count: 40)
@@ -144,7 +149,8 @@ final class CellCheckpointTests: XCTestCase {
             let changed = text.replacingOccurrences(of: "\"git_commit\":\"\(here)\"", with: "\"git_commit\":\"\(other)\"")
             XCTAssertNotEqual(changed, text, "checkpoint.json records the build's commit")
             try changed.write(toFile: meta(d), atomically: true, encoding: .utf8)
-        }, expect: "the checkpoint was written by clbench commit 000000000000, this is \(EnvironmentInfo.shortCommit(EnvironmentInfo.commitAndBLAS.commit))")
+        }, expect: "the checkpoint was written by clbench commit 000000000000, this is \(EnvironmentInfo.shortCommit(EnvironmentInfo.commitAndBLAS.commit))",
+           listed: "written by clbench commit 000000000000")
         try spoil("no task folder", { d in try FileManager.default.removeItem(atPath: d) }, expect: "holds no finished checkpoint")
 
         // Another configuration of the same cell name: the checkpoint of lr 0.003 is not continued with lr 0.01.
