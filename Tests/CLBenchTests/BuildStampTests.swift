@@ -12,7 +12,7 @@ final class BuildStampTests: XCTestCase {
     func testTheStampIsTheCommitAndChangesOfTheTreeThisTestWasBuiltFrom() throws {
         let stamp = EnvironmentInfo.current().gitCommit
         XCTAssertEqual(stamp, EnvironmentInfo.commitAndBLAS.commit, "checkpoints and result files record the same commit")
-        let package = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let package = CLITests.checkout
         guard let head = Self.git(["rev-parse", "HEAD"], in: package) else {
             throw XCTSkip("\(package.path) is not a git checkout (or git is missing): the stamp is \(stamp)")
         }
