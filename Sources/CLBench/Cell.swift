@@ -40,8 +40,12 @@ public struct BackboneSpec: Codable, Sendable, Equatable {
 extension BackboneSpec {
     /// The kind of network this spec builds, from the checkpoint folder's config.json (an
     /// `efficientnet` architecture is a CNN) without loading weights; scratch backbones are ViTs.
-    public var kind: BackboneKind {
-        checkpoint.map { EfficientNetConfig.isEfficientNet(at: ($0 as NSString).expandingTildeInPath) } == true ? .cnn : .transformer
+    /// nil when the checkpoint's config.json is not here (its kind is unknown until it is).
+    public var knownKind: BackboneKind? {
+        guard let checkpoint else { return .transformer }
+        let path = (checkpoint as NSString).expandingTildeInPath
+        guard FileManager.default.fileExists(atPath: EfficientNetConfig.folder(of: path) + "/config.json") else { return nil }
+        return EfficientNetConfig.isEfficientNet(at: path) ? .cnn : .transformer
     }
 }
 

@@ -13,14 +13,10 @@ public enum CellExecutor {
                                backbone: BackboneSpec, schedule: TrainingSchedule, registry: MethodRegistry) throws -> CellSpec {
         let reg = try registry.named(method)
         let options = try reg.resolveOptions(overrides)
-        let kind = backbone.kind
-        if let why = reg.unsupported(on: kind) {
-            throw MethodError("method '\(method)' is unsupported on the \(kind.rawValue) backbone\(backbone.checkpoint.map { " (\($0))" } ?? ""): it \(why)")
-        }
-        if let s = backbone.imageSize {
-            guard kind == .cnn else { throw MethodError("backbone.image_size applies to CNN checkpoints only (a ViT's input size is its config's)") }
-            guard s >= 8 else { throw MethodError("backbone.image_size must be at least 8, got \(s)") }
-        }
+        // The checks that need the checkpoint's kind wait for the cell to run when its folder is not
+        // here (a fresh clone without the data): the suite still lists and hashes its cells.
+        if let kind = backbone.knownKind { try checkBackbone(backbone, kind: kind, method: reg) }
+        if let s = backbone.imageSize, s < 8 { throw MethodError("backbone.image_size must be at least 8, got \(s)") }
         let builtin = try BuiltinScenarios.named(scenario)
         if let order, let known = builtin.orders, !known.contains(order) {
             throw MethodError("scenario '\(scenario)': order \(order) is not one it knows (orders \(known.lowerBound)...\(known.upperBound))")
@@ -54,6 +50,17 @@ public enum CellExecutor {
         }
         return CellSpec(method: method, options: options, scenario: scenario, seed: seed, order: order, scenarioOptions: scenarioOptions,
                         backbone: backbone, schedule: schedule)
+    }
+
+    /// What depends on the kind of network the backbone is: the method must support it, and only a
+    /// CNN takes `image_size`. Run by `resolve` when the checkpoint is here, and by `run` in any case.
+    static func checkBackbone(_ backbone: BackboneSpec, kind: BackboneKind, method reg: MethodRegistration) throws {
+        if let why = reg.unsupported(on: kind) {
+            throw MethodError("method '\(reg.name)' is unsupported on the \(kind.rawValue) backbone\(backbone.checkpoint.map { " (\($0))" } ?? ""): it \(why)")
+        }
+        if backbone.imageSize != nil, kind != .cnn {
+            throw MethodError("backbone.image_size applies to CNN checkpoints only (a ViT's input size is its config's)")
+        }
     }
 
     struct Backbone {
@@ -208,6 +215,10 @@ public enum CellExecutor {
         let start = Date()
         let scenario = try BuiltinScenarios.named(spec.scenario).scenario(root: dataRoot, order: spec.order, options: spec.scenarioOptions)
         let reg = try registry.named(spec.method)
+        if let path = spec.backbone.checkpoint, spec.backbone.knownKind == nil {
+            throw DataError(path: (path as NSString).expandingTildeInPath, message: "backbone.checkpoint: no checkpoint folder with a config.json here")
+        }
+        try checkBackbone(spec.backbone, kind: spec.backbone.knownKind ?? .transformer, method: reg)
         if let a = spec.backbone.scratch, (spec.backbone.pretrainEpochs ?? 0) > 0 {
             // The method checks its options when built (rank > 0, ...): build it once on an untrained
             // backbone of the same architecture, so a bad option fails before minutes of pretraining.

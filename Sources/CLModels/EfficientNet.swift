@@ -78,7 +78,7 @@ public struct EfficientNetConfig: Equatable, Sendable {
         return arch.hasPrefix("efficientnet")
     }
 
-    static func folder(of path: String) -> String {
+    public static func folder(of path: String) -> String {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { return path }
         return (path as NSString).deletingLastPathComponent
