@@ -90,6 +90,6 @@ let package = Package(
         .testTarget(name: "CLDataTests", dependencies: ["CLData", "CLTensor", "CZlib", "CImageCodec", "CPNG"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CLMethodsTests", dependencies: ["CLMethods", "CLBench", "CLModels", "CLData", "CLTensor", "CLTestSupport"]),
-        .testTarget(name: "CLBenchTests", dependencies: ["CLBench", "CLBenchCLI", "CLMethods", "CLModels", "CLData", "CLTensor"]),
+        .testTarget(name: "CLBenchTests", dependencies: ["CLBench", "CLBenchCLI", "CLMethods", "CLModels", "CLData", "CLTensor", "CZstd"]),
     ]
 )

@@ -83,7 +83,8 @@ public struct CellCheckpoint {
         guard exists else { return .none }
         guard let newest = taskDirectories().first else { return .unusable("the checkpoint folder holds no finished checkpoint") }
         let metaPath = (newest.path as NSString).appendingPathComponent(Self.metaFile)
-        guard let data = FileManager.default.contents(atPath: metaPath) else { return .unusable("\(metaPath) is missing or unreadable") }
+        let data: Data
+        do { data = try InputLimit.checkpointJSON.read(metaPath) } catch { return .unusable("\(error)") }
         let meta: Meta
         do { meta = try Self.decoder().decode(Meta.self, from: data) } catch {
             // An older or newer format may not decode as this one: name the format when it can be read.

@@ -119,8 +119,8 @@ public struct ResultFile: Codable, Sendable {
     public func write(to path: String) throws { try atomicWrite(encoded(), to: path) }
 
     public static func read(_ path: String) throws -> ResultFile {
-        guard let raw = FileManager.default.contents(atPath: path) else { throw DataError(path: path, message: "cannot read result file") }
-        let json = try Zstd.decompress(raw, source: path)
+        let raw = try InputLimit.resultFile.read(path)
+        let json = try Zstd.decompress(raw, source: path, limit: .resultJSON)
         do {
             var r = try JSONDecoder().decode(ResultFile.self, from: json)
             r.source = path

@@ -77,10 +77,10 @@ public struct SuiteFile: Decodable, Sendable {
             let packageDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
             candidates += ["suites/" + file, packageDir.appendingPathComponent("suites/" + file).path]
         }
-        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) && !$0.hasSuffix("/") }),
-              let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        guard let path = candidates.first(where: { FileManager.default.fileExists(atPath: $0) && !$0.hasSuffix("/") }) else {
             throw MethodError("suite '\(nameOrPath)' not found (looked for: \(candidates.joined(separator: ", ")))")
         }
+        let text = try InputLimit.suiteFile.readText(path)
         var suite = try parse(text, source: path)
         suite.backbone = suite.backbone.resolvingPaths(relativeTo: (path as NSString).deletingLastPathComponent)
         return (suite, path)

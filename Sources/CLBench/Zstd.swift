@@ -1,4 +1,5 @@
 import CZstd
+import CLData
 import Foundation
 
 /// zstd compression for result files (`NAME.json.zst`, readable with `zstd -dc FILE`).
@@ -18,8 +19,16 @@ public enum Zstd {
         return out.prefix(written)
     }
 
-    /// Decompresses a whole frame (streaming, so frames without a recorded size work too).
-    public static func decompress(_ data: Data, source: String = "input") throws -> Data {
+    /// Decompresses a whole frame (streaming, so frames without a recorded size work too), holding
+    /// at most `limit` bytes: a frame that declares or produces more is an error naming `source`
+    /// and the limit, raised before more than one chunk past the limit is held (a zstd bomb of
+    /// 67 KB unpacks to gigabytes).
+    public static func decompress(_ data: Data, source: String = "input", limit: InputLimit = .resultJSON) throws -> Data {
+        // A frame may record its size: refuse a declared size over the limit before decompressing.
+        let declared = data.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, data.count) }
+        if declared < ZSTD_CONTENTSIZE_ERROR, declared > UInt64(limit.bytes) {
+            throw limit.exceeded(source, by: declared > UInt64(Int.max) ? Int.max : Int(declared))
+        }
         guard let stream = ZSTD_createDStream() else { throw Failure(message: "cannot create a decompression stream") }
         defer { ZSTD_freeDStream(stream) }
         ZSTD_initDStream(stream)
@@ -38,9 +47,13 @@ public enum Zstd {
                     last = r
                     return output.pos
                 }
+                if result.count + produced > limit.bytes { throw limit.exceeded(source) }
                 result.append(contentsOf: buffer[0..<produced])
-                // Go on while input remains, or while the output filled up (more may be buffered).
-                more = input.pos < input.size || produced == chunk
+                // Go on while input remains, or while the frame is unfinished (r != 0) and the last
+                // call made progress. (Stopping when a call produced less than a full chunk was wrong:
+                // zstd returns after each block, so a frame of more than a block or two of highly
+                // compressible data was reported truncated.)
+                more = input.pos < input.size || (last != 0 && produced > 0)
             }
         }
         if last != 0 { throw Failure(message: "\(source): truncated zstd frame") }

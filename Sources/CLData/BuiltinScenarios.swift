@@ -122,7 +122,7 @@ public enum BuiltinScenarios {
     static func crossSource(_ name: String, _ root: String, capTrain: Int = crossCaps.train, capTest: Int = crossCaps.test) throws
         -> (ScenarioSource, train: [[Int]], test: [[Int]], classes: [Int]) {
         let manifest = (((root as NSString).appendingPathComponent(name)) as NSString).appendingPathComponent("dataset.json")
-        if let data = FileManager.default.contents(atPath: manifest),
+        if let data = try? InputLimit.manifest.read(manifest),
            let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
            let files = obj["files"] as? [String: Any], files["all"] != nil {
             let all = try DatasetCatalog.open(name, split: "all", root: root)

@@ -82,7 +82,7 @@ public enum DatasetCatalog {
 
     static func openManifest(_ path: String, name: String, split: String) throws -> ImageDataset {
         let m: Manifest
-        do { m = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+        do { m = try JSONDecoder().decode(Manifest.self, from: InputLimit.manifest.read(path)) } catch {
             throw DataError(path: path, message: "not a valid dataset.json: \(error)")
         }
         let dir = (path as NSString).deletingLastPathComponent

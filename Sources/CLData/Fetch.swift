@@ -222,7 +222,7 @@ public enum Fetch {
 
     /// A `manifest.json` of `{path: {"sha256": hex, ...}}` entries, or nil when there is none of that shape.
     static func fileManifest(_ path: String) -> [String: String]? {
-        guard let data = FileManager.default.contents(atPath: path),
+        guard let data = try? InputLimit.manifest.read(path),
               let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any], !object.isEmpty else { return nil }
         var out: [String: String] = [:]
         for (file, entry) in object {
@@ -240,7 +240,7 @@ public enum Fetch {
         if fm.fileExists(atPath: manifestPath) {
             check.kind = .manifest
             let m: FetchManifest
-            do { m = try JSONDecoder().decode(FetchManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath))) } catch {
+            do { m = try JSONDecoder().decode(FetchManifest.self, from: InputLimit.manifest.read(manifestPath)) } catch {
                 check.problems.append("\(manifestName): unreadable (\(error))")
                 return check
             }
@@ -264,7 +264,7 @@ public enum Fetch {
         } else if fm.fileExists(atPath: datasetJSON) {
             check.kind = .datasetJSON
             let m: DatasetCatalog.Manifest
-            do { m = try JSONDecoder().decode(DatasetCatalog.Manifest.self, from: Data(contentsOf: URL(fileURLWithPath: datasetJSON))) } catch {
+            do { m = try JSONDecoder().decode(DatasetCatalog.Manifest.self, from: InputLimit.manifest.read(datasetJSON)) } catch {
                 check.problems.append("dataset.json: not valid (\(error))")
                 return check
             }

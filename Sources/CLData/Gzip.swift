@@ -11,8 +11,10 @@ public enum Gzip {
 
     /// Decompresses every member of a gzip file (`cat a.gz b.gz` is one valid gzip file holding
     /// both contents, as gzip(1) reads it). Zero bytes after the last member (padding) are ignored.
-    /// Throws a `DataError` naming `source` when the input is truncated or corrupt.
-    public static func decompress(_ data: Data, source: String) throws -> Data {
+    /// Throws a `DataError` naming `source` when the input is truncated or corrupt, or when it
+    /// decompresses to more than `limit` (checked as it streams, so a gzip bomb is refused after at
+    /// most one chunk past the limit).
+    public static func decompress(_ data: Data, source: String, limit: InputLimit = .gunzipped) throws -> Data {
         guard !data.isEmpty else { throw DataError(path: source, message: "empty file, expected gzip data") }
         var stream = z_stream()
         // 15 + 32: the largest window, and a gzip (or zlib) header detected automatically.
@@ -26,7 +28,7 @@ public enum Gzip {
         // deflate's largest possible ratio so a corrupt trailer cannot make us reserve gigabytes.
         if data.count >= 4 {
             let t = data.suffix(4).map(Int.init)
-            out.reserveCapacity(min(t[0] | t[1] << 8 | t[2] << 16 | t[3] << 24, data.count * 1032))
+            out.reserveCapacity(min(t[0] | t[1] << 8 | t[2] << 16 | t[3] << 24, data.count * 1032, limit.bytes))
         }
         let chunk = 1 << 20
         var buffer = [UInt8](repeating: 0, count: chunk)
@@ -46,6 +48,7 @@ public enum Gzip {
                     let r = inflate(&stream, Z_NO_FLUSH)
                     return (r, chunk - Int(stream.avail_out))
                 }
+                if out.count + produced > limit.bytes { throw limit.exceeded(source) }
                 buffer.withUnsafeBufferPointer { out.append($0.baseAddress!, count: produced) }
                 switch status {
                 case Z_OK:

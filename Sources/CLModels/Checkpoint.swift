@@ -1,3 +1,4 @@
+import CLData
 import CLTensor
 import Foundation
 
@@ -39,7 +40,7 @@ public enum Checkpoint {
         let file = try SafetensorsFile(path: weightsPath)
         var partial: PartialViTConfig?
         if FileManager.default.fileExists(atPath: configPath) {
-            do { partial = try JSONDecoder().decode(PartialViTConfig.self, from: Data(contentsOf: URL(fileURLWithPath: configPath))) } catch {
+            do { partial = try JSONDecoder().decode(PartialViTConfig.self, from: InputLimit.configJSON.read(configPath)) } catch {
                 throw CheckpointError(path: configPath, problems: ["not a valid config: \(error)"])
             }
         }

@@ -72,7 +72,7 @@ public struct EfficientNetConfig: Equatable, Sendable {
     /// names an `efficientnet` architecture.
     public static func isEfficientNet(at path: String) -> Bool {
         let config = folder(of: path) + "/config.json"
-        guard let data = FileManager.default.contents(atPath: config),
+        guard let data = try? InputLimit.configJSON.read(config),
               let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let arch = json["architecture"] as? String else { return false }
         return arch.hasPrefix("efficientnet")
@@ -87,7 +87,8 @@ public struct EfficientNetConfig: Equatable, Sendable {
     /// Reads a converted checkpoint's config.json; an error names the file and the field.
     public static func load(_ path: String) throws -> EfficientNetConfig {
         func fail(_ m: String) -> CheckpointError { CheckpointError(path: path, problems: [m]) }
-        guard let data = FileManager.default.contents(atPath: path) else { throw fail("cannot read the file") }
+        let data: Data
+        do { data = try InputLimit.configJSON.read(path) } catch let e as DataError { throw fail(e.message) }
         guard let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { throw fail("not a JSON object") }
         func int(_ o: [String: Any], _ k: String, _ at: String = "") throws -> Int {
             guard let v = o[k] as? NSNumber, Double(v.intValue) == v.doubleValue else { throw fail("field '\(at)\(k)' must be an integer") }

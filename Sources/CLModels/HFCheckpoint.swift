@@ -1,3 +1,4 @@
+import CLData
 import CLTensor
 import Foundation
 
@@ -32,9 +33,8 @@ public enum HFCheckpoint {
     }
 
     static func json(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw CheckpointError(path: path, problems: ["cannot read the file"])
-        }
+        let data: Data
+        do { data = try InputLimit.configJSON.read(path) } catch let e as DataError { throw CheckpointError(path: path, problems: [e.message]) }
         guard let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw CheckpointError(path: path, problems: ["not a JSON object (does not parse)"])
         }
@@ -158,7 +158,7 @@ public enum HFCheckpoint {
         let modulesPath = (dir as NSString).appendingPathComponent("modules.json")
         if FileManager.default.fileExists(atPath: modulesPath) {
             files.append(modulesPath)
-            guard let data = FileManager.default.contents(atPath: modulesPath),
+            guard let data = try? InputLimit.configJSON.read(modulesPath),
                   let modules = (try? JSONSerialization.jsonObject(with: data)) as? [[String: Any]] else {
                 throw CheckpointError(path: modulesPath, problems: ["not a JSON list of modules (does not parse)"])
             }

@@ -1,3 +1,4 @@
+import CLData
 import CLTensor
 import Foundation
 
@@ -54,6 +55,8 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard d.count >= 8 else { throw fail("file is \(d.count) bytes, shorter than the 8-byte header length") }
         let n = d.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) }
         guard n <= UInt64(d.count - 8) else { throw fail("header length \(n) exceeds the file's remaining \(d.count - 8) bytes") }
+        let limit = InputLimit.safetensorsHeader
+        guard n <= UInt64(limit.bytes) else { throw fail("header length \(n) is more than the \(limit.bytes)-byte limit for \(limit.what)") }
         let headerBytes = d.subdata(in: 8..<(8 + Int(n)))
         guard let json = try? JSONSerialization.jsonObject(with: headerBytes), let header = json as? [String: Any] else {
             throw fail("header is not a JSON object")

@@ -76,7 +76,7 @@ public enum CLBenchmark {
     }
 
     static func jsonList(_ path: String) throws -> [Any] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path: path, message: "file not found or unreadable") }
+        let data = try InputLimit.textData.read(path)
         guard let list = (try? JSONSerialization.jsonObject(with: data)) as? [Any] else {
             throw DataError(path: path, message: "not a JSON list (does not parse, or another JSON value)")
         }

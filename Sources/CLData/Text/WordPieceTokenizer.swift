@@ -221,8 +221,7 @@ public final class WordPieceTokenizer: @unchecked Sendable {
     /// does), with tokenizer_config.json beside it when present (transformers' BertTokenizer
     /// settings).
     public static func load(vocabTXT path: String) throws -> WordPieceTokenizer {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path: path, message: "cannot read the file") }
-        guard let text = String(data: data, encoding: .utf8) else { throw DataError(path: path, message: "not UTF-8 text") }
+        let text = try InputLimit.tokenizer.readText(path)
         // Lines split on the scalar U+000A: splitting the String on the Character "\n" would miss
         // "\r\n", which is one Character.
         var lines = text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false)
@@ -257,7 +256,7 @@ public final class WordPieceTokenizer: @unchecked Sendable {
     }
 
     static func readJSONObject(_ path: String) throws -> [String: Any] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path: path, message: "cannot read the file") }
+        let data = try InputLimit.tokenizer.read(path)
         let parsed: Any
         do { parsed = try JSONSerialization.jsonObject(with: data) } catch {
             throw DataError(path: path, message: "not valid JSON (\(error.localizedDescription))")
