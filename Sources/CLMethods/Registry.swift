@@ -205,6 +205,8 @@ public struct MethodRegistry: Sendable {
                 reference: olora + " (baseline IncLoRA)"),
         .of(HalfFineTuning.self),
         .of(Proteus.self),
+        .of(StreamingLDA.self),
+        .of(RanPAC.self),
     ])
 
     /// The paper whose results table names SeqFT, SeqLoRA and IncLoRA.

@@ -72,7 +72,7 @@ final class CellCheckpointTests: XCTestCase {
     /// equals the uninterrupted run's, and the checkpoint is gone once the result is written.
     func testEveryMethodResumedTwiceWritesTheUninterruptedResult() throws {
         let all = try cells(Self.yaml(methods: "[all, seqft, seqlora, inclora]",
-                                      extra: "method_options: {finetune: {lora_dropout: 0.1}, olora: {lora_dropout: 0.1}, proteus: {lora_dropout: 0.1, dpgmm_iters: 30}}"))
+                                      extra: "method_options: {finetune: {lora_dropout: 0.1}, olora: {lora_dropout: 0.1}, proteus: {lora_dropout: 0.1, dpgmm_iters: 30}, ranpac: {projection: 64}}"))
         XCTAssertEqual(all.count, MethodRegistry.builtin.methods.count)
         for cell in all {
             try run(cell, out: dir + "/whole")

@@ -77,8 +77,8 @@ final class SequentialBaselineTests: XCTestCase {
 
     func testPresetsResolveToTheDocumentedOptions() throws {
         let reg = MethodRegistry.builtin
-        XCTAssertEqual(reg.names, ["finetune", "seqft", "seqlora", "joint", "ncm", "l2", "l2p", "olora", "inclora", "hft", "proteus"])
-        XCTAssertEqual(reg.nonPresetNames, ["finetune", "joint", "ncm", "l2", "l2p", "olora", "hft", "proteus"])
+        XCTAssertEqual(reg.names, ["finetune", "seqft", "seqlora", "joint", "ncm", "l2", "l2p", "olora", "inclora", "hft", "proteus", "slda", "ranpac"])
+        XCTAssertEqual(reg.nonPresetNames, ["finetune", "joint", "ncm", "l2", "l2p", "olora", "hft", "proteus", "slda", "ranpac"])
         let finetune = try reg.named("finetune"), olora = try reg.named("olora")
         let seqft = try reg.named("seqft"), seqlora = try reg.named("seqlora"), inclora = try reg.named("inclora")
         XCTAssertEqual(seqft.preset, .init(method: "finetune", options: ["trainable": .string("full"), "lr": .number(1e-4)]))

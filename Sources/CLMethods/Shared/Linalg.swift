@@ -86,6 +86,20 @@ enum Linalg {
         return c
     }
 
+    /// C += alpha X^T X for X [m, n] row-major, on C's lower triangle only (n x n, row-major; the
+    /// strict upper triangle is left as it was): a running Gram matrix or second moment, a batch at a
+    /// time, for `cholesky`, which reads the lower triangle.
+    static func addGram(_ x: [Double], m: Int, n: Int, into c: inout [Double], alpha: Double = 1) {
+        precondition(x.count == m * n && c.count == n * n, "addGram: \(x.count) values for [\(m), \(n)], C holds \(c.count)")
+        if m == 0 || n == 0 { return }
+        x.withUnsafeBufferPointer { xp in
+            c.withUnsafeMutableBufferPointer { cp in
+                cblas_dsyrk(CblasRowMajor, CblasLower, CblasTrans, Int32(n), Int32(m), alpha, xp.baseAddress!, Int32(n), 1,
+                            cp.baseAddress!, Int32(n))
+            }
+        }
+    }
+
     /// L L^T for a lower-triangular L (row-major).
     static func product(lower l: [Double], n: Int) -> [Double] {
         var c = [Double](repeating: 0, count: n * n)
