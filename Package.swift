@@ -87,9 +87,9 @@ let package = Package(
         .testTarget(name: "CLTensorTests", dependencies: ["CLTensor", "CKernels", "CLTestSupport"]),
         .testTarget(name: "CLModelsTests", dependencies: ["CLModels", "CLData", "CLTensor", "CLTestSupport"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "CLDataTests", dependencies: ["CLData", "CLTensor", "CZlib", "CImageCodec", "CPNG"],
+        .testTarget(name: "CLDataTests", dependencies: ["CLData", "CLTensor", "CZlib", "CImageCodec", "CPNG", "CLTestSupport"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CLMethodsTests", dependencies: ["CLMethods", "CLBench", "CLModels", "CLData", "CLTensor", "CLTestSupport"]),
-        .testTarget(name: "CLBenchTests", dependencies: ["CLBench", "CLBenchCLI", "CLMethods", "CLModels", "CLData", "CLTensor", "CZstd"]),
+        .testTarget(name: "CLBenchTests", dependencies: ["CLBench", "CLBenchCLI", "CLMethods", "CLModels", "CLData", "CLTensor", "CZstd", "CLTestSupport"]),
     ]
 )

@@ -28,7 +28,7 @@ public struct BenchFigure: Codable, Sendable {
     public var stepTimesMs: [Double]
     /// The OpenBLAS kernel family in use (OPENBLAS_CORETYPE selects it; see `Compute.blasKernelAdvice`).
     public var blasKernel = Compute.blasKernel
-    /// "vit" or "text".
+    /// "vit", "effnet" or "text".
     public var backbone = "vit"
     /// Figure-specific numbers, printed as "<figure>_<key>" (the text bench's real and padded tokens per batch).
     public var extra: [String: Double] = [:]
@@ -112,7 +112,11 @@ public enum Bench {
             }
         }
         let ff = model.config.forwardFLOPs(size: c.image)
-        return try timeImageLoRA(model, lora: lora, c, trainFLOPs: 2 * ff, inferFLOPs: ff, rng: &rng)
+        return try timeImageLoRA(model, lora: lora, c, trainFLOPs: 2 * ff, inferFLOPs: ff, rng: &rng).map { f in
+            var f = f
+            f.backbone = "effnet"   // the figures say which network they timed
+            return f
+        }
     }
 
     /// The timed part shared by the image backbones: a linear head of `c.classes` on the pooled

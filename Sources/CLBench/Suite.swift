@@ -86,6 +86,36 @@ public struct SuiteFile: Decodable, Sendable {
         return (suite, path)
     }
 
+    /// The suites folder `load` reads names from: `suites/` here, else the package's own.
+    static var suitesFolder: String {
+        if FileManager.default.fileExists(atPath: "suites/default.yaml") { return "suites" }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("suites").path
+    }
+
+    /// The suite whose backbone, schedule and options a lone cell of `scenario` takes (`clbench run`
+    /// without `--suite`): `default` when it lists the scenario, else the suite named like the
+    /// scenario, else the first (by name) that lists it. A scenario no suite lists is an error naming
+    /// the suites that run on the same data, whose backbone reads it.
+    public static func natural(for scenario: String) throws -> (SuiteFile, path: String) {
+        let builtin = try BuiltinScenarios.named(scenario)
+        let folder = suitesFolder
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasSuffix(".yaml") }
+            .map { String($0.dropLast(5)) }.sorted()
+        var listing: [String] = [], sameData: [String] = []
+        for name in names {
+            guard let text = try? InputLimit.suiteFile.readText(folder + "/" + name + ".yaml"), let suite = try? parse(text, source: name) else { continue }
+            if suite.scenarios.contains(scenario) { listing.append(name) }
+            let needs = Set(suite.scenarios.compactMap { try? BuiltinScenarios.named($0) }.flatMap(\.needs))
+            if !needs.isDisjoint(with: builtin.needs) { sameData.append(name) }
+        }
+        if let name = listing.first(where: { $0 == "default" }) ?? listing.first(where: { $0 == scenario }) ?? listing.first {
+            return try load(folder + "/" + name + ".yaml")
+        }
+        let hint = sameData.isEmpty ? "" : " (suites on the same data, \(builtin.needs.joined(separator: ", ")): \(sameData.joined(separator: ", ")))"
+        throw MethodError("scenario '\(scenario)' is in none of the suites in \(folder): pass --suite FILE, a suite whose backbone reads its data\(hint)")
+    }
+
     /// Every cell, resolved and validated, before anything runs.
     public func cells(registry: MethodRegistry) throws -> [CellSpec] {
         let names: [String]

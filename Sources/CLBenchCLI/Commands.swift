@@ -122,8 +122,8 @@ struct BenchCommand: ParsableCommand {
     @Option var image = 32
     @Option var rank = 8
     @Option var classes = 100
-    @Option(help: "Training batch (default: 64 for vit, 32 for text).") var trainBatch: Int?
-    @Option(help: "Inference batch (default: 256 for vit, 128 for text).") var inferBatch: Int?
+    @Option(help: "Training batch (default: 64 for vit and effnet, 32 for text: each peer script's default).") var trainBatch: Int?
+    @Option(help: "Inference batch (default: 256 for vit and effnet, 128 for text: each peer script's default).") var inferBatch: Int?
     @Option(help: "Timed steps after warm-up.") var steps = 10
     @Option(help: "Untimed steps first.") var warmup = 3
     @Flag(help: "Print one JSON object per figure.") var json = false
@@ -146,7 +146,7 @@ struct BenchCommand: ParsableCommand {
             }
         }
         var c = BenchConfig()
-        let trainBatch = trainBatch ?? (backbone == .vit ? 64 : 32), inferBatch = inferBatch ?? (backbone == .vit ? 256 : 128)
+        let trainBatch = trainBatch ?? (backbone == .text ? 32 : 64), inferBatch = inferBatch ?? (backbone == .text ? 128 : 256)
         (c.dim, c.depth, c.heads, c.mlp, c.patch, c.image) = (dim, depth, heads, mlp, patch, image)
         (c.rank, c.classes, c.trainBatch, c.inferBatch, c.steps, c.warmup) = (rank, classes, trainBatch, inferBatch, steps, warmup)
         for (name, v) in [("dim", dim), ("depth", depth), ("heads", heads), ("mlp", mlp), ("rank", rank), ("classes", classes),

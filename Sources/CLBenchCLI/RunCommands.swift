@@ -9,7 +9,8 @@ struct RunCommand: ParsableCommand {
 
     @Option(help: "Registered method name (see `clbench list methods`).") var method: String
     @Option(help: "Built-in scenario name (see `clbench list scenarios`).") var scenario: String
-    @Option(help: "Suite whose backbone, schedule and options (shared and this method's) to use; --set overrides options.") var suite = "default"
+    @Option(help: "Suite whose backbone, schedule and options (shared and this method's) to use; --set overrides options (default: the suite in suites/ that runs the scenario: default, else the one named like it, else the first that lists it).")
+    var suite: String?
     @Option(help: "Use this checkpoint as the backbone instead of the suite's.") var checkpoint: String?
     @Option(help: "Output directory.") var out = "runs/single"
     @Option(help: "Data root (default: $CLBENCH_DATA, else ~/.cache/clbench/data).") var data: String?
@@ -27,7 +28,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func runCell() throws {
-        let (suiteFile, _) = try SuiteFile.load(suite)
+        let (suiteFile, _) = try suite.map(SuiteFile.load) ?? SuiteFile.natural(for: scenario)
         var backbone = suiteFile.backbone
         if let checkpoint { backbone = BackboneSpec(checkpoint: checkpoint) }
         var schedule = suiteFile.schedule(for: method)

@@ -142,8 +142,16 @@ public struct MethodRegistration: Sendable {
 
     public static func describe(_ e: DecodingError) -> String {
         func path(_ c: DecodingError.Context) -> String { c.codingPath.map(\.stringValue).joined(separator: ".") }
+        func expected(_ t: Any.Type) -> String {
+            let name = "\(t)"
+            if name.hasPrefix("Dictionary") || name.contains("Mapping") || name.contains("KeyedDecodingContainer") { return "a mapping of keys to values" }
+            if name.hasPrefix("Array") || name.contains("Sequence") || name.contains("UnkeyedDecodingContainer") { return "a list" }
+            return name
+        }
         switch e {
-        case let .typeMismatch(t, c): return "'\(path(c))' has the wrong type (expected \(t))"
+        case let .typeMismatch(t, c) where c.codingPath.isEmpty:
+            return "the file's top level has the wrong type (expected \(expected(t)), such as 'name: ...' and 'methods: [...]' lines)"
+        case let .typeMismatch(t, c): return "'\(path(c))' has the wrong type (expected \(expected(t)))"
         case let .valueNotFound(t, c): return "'\(path(c))' is missing a value (expected \(t))"
         case let .keyNotFound(k, _): return "'\(k.stringValue)' is missing"
         case let .dataCorrupted(c): return "'\(path(c))': \(c.debugDescription)"

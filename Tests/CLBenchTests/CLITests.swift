@@ -143,4 +143,16 @@ final class CLITests: XCTestCase {
         XCTAssertEqual((obj["images"] as? NSNumber)?.intValue, 5)
         XCTAssertThrowsError(try Bench.dataLoad(root: dir + "/nowhere")) { e in XCTAssertTrue("\(e)".contains("not found"), "\(e)") }
     }
+
+    /// `clbench bench --backbone effnet --json` labels its figures as the EfficientNet's and, like
+    /// the vit bench, times its peer script's default batches (64 training, 256 inference).
+    func testEffnetBenchLabelsItsBackboneAndUsesItsPeersBatches() throws {
+        let o = try run(["bench", "--backbone", "effnet", "--image", "16", "--classes", "4", "--steps", "1", "--warmup", "0", "--json", "--threads", "1"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        let figures = o.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(figures.map { $0["figure"] as? String }, ["train", "infer"], o.stdout)
+        XCTAssertTrue(figures.allSatisfy { $0["backbone"] as? String == "effnet" }, o.stdout)
+        XCTAssertEqual((figures[0]["train_batch"] as? NSNumber)?.intValue, 64)
+        XCTAssertEqual((figures[1]["infer_batch"] as? NSNumber)?.intValue, 256)
+    }
 }

@@ -1,3 +1,4 @@
+import CLTestSupport
 import Foundation
 import XCTest
 @testable import CLBench
@@ -14,10 +15,8 @@ import XCTest
 final class EfficientNetFactTests: XCTestCase {
     func testFrozenLite0NearestClassMeanOnCIFAR100ReproducesTheFact() throws {
         let weights = EvaluationTests.shared + "/weights/efficientnet-lite0", data = EvaluationTests.shared + "/data"
-        guard FileManager.default.fileExists(atPath: weights + "/model.safetensors"),
-              FileManager.default.fileExists(atPath: data + "/cifar100/train.bin") else {
-            throw XCTSkip("../shared (weights/efficientnet-lite0 and data/cifar100) is absent: skipping the EfficientNet-Lite0 NCM figure")
-        }
+        try SharedData.require([weights + "/model.safetensors", data + "/cifar100/train.bin"],
+                               "the EfficientNet-Lite0 NCM figure needs ../shared (weights/efficientnet-lite0 and data/cifar100)")
         let model = try EfficientNetCheckpoint.load(weights).model
         let c = model.config
         let start = Date()

@@ -1,3 +1,4 @@
+import CLTestSupport
 import Foundation
 import XCTest
 @testable import CLBench
@@ -8,15 +9,12 @@ import XCTest
 /// The shared real checkpoint's known accuracy, and zstd round trips.
 final class EvaluationTests: XCTestCase {
     /// ../shared beside the checkout, when present (it is optional: tests skip without it).
-    static let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared").path
+    static let shared = SharedData.root
 
     func testSharedCheckpointScoresItsKnownCIFAR10Accuracy() throws {
         let weights = Self.shared + "/weights/vit-cifar10-tiny"
-        guard FileManager.default.fileExists(atPath: weights + "/model.safetensors"),
-              FileManager.default.fileExists(atPath: Self.shared + "/data/cifar10/test.bin") else {
-            throw XCTSkip("../shared (vit-cifar10-tiny and cifar10) is absent: skipping the real-checkpoint accuracy check")
-        }
+        try SharedData.require([weights + "/model.safetensors", Self.shared + "/data/cifar10/test.bin"],
+                               "the real-checkpoint accuracy check needs ../shared (vit-cifar10-tiny and cifar10)")
         let ck = try Checkpoint.load(weights)
         XCTAssertEqual(ck.layout, "torch-transformer-encoder")
         XCTAssertEqual(ck.model.config.norm, .post)

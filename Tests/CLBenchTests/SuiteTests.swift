@@ -55,6 +55,13 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(error(yaml(extra: "method_epochs: {ncm: 0}")).contains("method_epochs: ncm must be at least 1, got 0"))
         let malformed = error("name: x\nscenarios: [synthetic\nmethods: all\n")
         XCTAssertTrue(malformed.contains("malformed YAML") && malformed.contains("line") , malformed)
+        // A file that is not a mapping says so in words, not "'' has the wrong type (expected Mapping)".
+        for notMapping in ["just a sentence", "- a\n- list"] {
+            let e = error(notMapping)
+            XCTAssertTrue(e.contains("top level") && e.contains("a mapping of keys to values") && !e.contains("''"), e)
+        }
+        XCTAssertTrue(error(yaml(extra: "seeds: 3").replacingOccurrences(of: "seeds: [0]\n", with: "")).contains("'seeds' has the wrong type (expected a list)"),
+                      error(yaml(extra: "seeds: 3").replacingOccurrences(of: "seeds: [0]\n", with: "")))
         XCTAssertThrowsError(try SuiteRunner(suite: SuiteFile.parse(yaml(), source: "x"), registry: .builtin, outDir: "/proc/forbidden/out",
                                              dataRoot: dir, jobs: 1, out: { _ in })) { e in
             XCTAssertTrue("\(e)".contains("output directory '/proc/forbidden/out' is not writable"), "\(e)")
@@ -193,7 +200,7 @@ final class SuiteTests: XCTestCase {
     /// under today's `CellSpec`, so `suite` keeps skipping those cells.
     func testCommittedResultsKeepTheirNamesAndHashes() throws {
         let results = try ReportInput.load([CLITests.checkout.path + "/results"])
-        XCTAssertEqual(results.count, 134, "smoke 8, cifar100-10t-quick 8, cifar100-10t 24, olora-quick 10, olora-standard 30, cross5-effnet 27, cifar100-10t-effnet 27")
+        XCTAssertEqual(results.count, 166, "smoke 10, cifar100-10t-quick 10, cifar100-10t 30, olora-quick 12, olora-standard 36, cross5-effnet 33, cifar100-10t-effnet 33")
         for r in results {
             // olora-standard's cells are O-LoRA's orders 1-3; every other committed cell predates orders.
             if r.config.cell.scenario == "olora-standard" { XCTAssertNotNil(r.config.cell.order, r.name) } else { XCTAssertNil(r.config.cell.order, r.name) }
@@ -223,6 +230,26 @@ final class SuiteTests: XCTestCase {
         let suite = try SuiteFile.parse(yaml(methods: "[all, seqft, inclora]"), source: "x")
         let names = try suite.cells(registry: .builtin).map(\.method)
         XCTAssertEqual(names, MethodRegistry.builtin.nonPresetNames + ["seqft", "inclora"])
+    }
+
+    /// `clbench run` without `--suite` takes the suite that runs the scenario, or names the suites on
+    /// the same data; every built-in scenario gets one or the other.
+    func testRunWithoutASuiteTakesTheScenariosNaturalSuite() throws {
+        for (scenario, suite) in [("fmnist-b6inc2", "default"), ("cifar100-10t", "cifar100-10t"), ("cifar100-smoke", "smoke"),
+                                  ("olora-order1", "olora-quick"), ("olora-standard", "olora-standard"), ("synthetic", "synthetic"),
+                                  ("cross5", "cross5"), ("vtab5t", "vtab5t")] {
+            XCTAssertEqual(try SuiteFile.natural(for: scenario).0.name, suite, scenario)
+        }
+        for b in BuiltinScenarios.all {
+            do { _ = try SuiteFile.natural(for: b.name) } catch {
+                XCTAssertTrue("\(error)".contains("pass --suite FILE") && "\(error)".contains("suites on the same data"), "\(b.name): \(error)")
+            }
+        }
+        XCTAssertThrowsError(try SuiteFile.natural(for: "fmnist-b4inc2")) { e in XCTAssertTrue("\(e)".contains("suites on the same data, fashion-mnist: ") && "\(e)".contains("default"), "\(e)") }
+        let out = dir + "/natural"
+        let o = try CLITests.execute(["run", "--method", "ncm", "--scenario", "synthetic", "--out", out, "--data", dir, "--threads", "1"])
+        XCTAssertEqual(o.status, 0, o.stderr)
+        XCTAssertEqual(try ResultFile.read(out + "/synthetic__ncm__s0.json.zst").suite, "synthetic")
     }
 
     /// `clbench run --suite FILE` takes the suite's options (shared and per method), so the cell it

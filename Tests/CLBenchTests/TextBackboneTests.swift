@@ -1,3 +1,4 @@
+import CLTestSupport
 import Foundation
 import XCTest
 @testable import CLBench
@@ -8,11 +9,6 @@ import XCTest
 /// The real text backbone on the real text benchmark: frozen all-MiniLM-L6-v2 with nearest class mean
 /// reproduces the figures ../shared/README.md lists (computed with sentence-transformers).
 final class TextBackboneTests: XCTestCase {
-    static var miniLM: String? {
-        let base = ProcessInfo.processInfo.environment["CLBENCH_WEIGHTS"] ?? (NSHomeDirectory() + "/.cache/clbench/weights")
-        let dir = (base as NSString).appendingPathComponent("all-minilm-l6-v2")
-        return FileManager.default.fileExists(atPath: dir + "/model.safetensors") ? dir : nil
-    }
     static let benchmark = EvaluationTests.shared + "/data/cl-benchmark"
 
     /// ../shared/README.md: task-incremental top-1 in percent (class means on the first 1,000 train
@@ -24,12 +20,9 @@ final class TextBackboneTests: XCTestCase {
         ("COPA", 44.00, 400, 100), ("MultiRC", 45.00, 1000, 100), ("WiC", 56.11, 1000, 638)]
 
     func testFrozenMiniLMNearestClassMeanReproducesTheFacts() throws {
-        guard let dir = Self.miniLM else {
-            throw XCTSkip("all-MiniLM-L6-v2 is not in ~/.cache/clbench/weights (or $CLBENCH_WEIGHTS): run scripts/fetch-minilm.sh")
-        }
-        guard FileManager.default.fileExists(atPath: Self.benchmark + "/manifest.json") else {
-            throw XCTSkip("../shared/data/cl-benchmark is absent: skipping the NCM figures")
-        }
+        try SharedData.require([SharedData.miniLM + "/model.safetensors", Self.benchmark + "/manifest.json"],
+                               "the NCM figures need all-MiniLM-L6-v2 (scripts/fetch-minilm.sh) and ../shared/data/cl-benchmark")
+        let dir = SharedData.miniLM
         let model = try Checkpoint.load(dir).model
         let tokenizer = try WordPieceTokenizer.load(folder: dir)
         for fact in Self.facts {
@@ -44,9 +37,7 @@ final class TextBackboneTests: XCTestCase {
     }
 
     func testTextBenchmarkReaderSkipsUnknownLabelsAndNamesBadRecords() throws {
-        guard FileManager.default.fileExists(atPath: Self.benchmark + "/manifest.json") else {
-            throw XCTSkip("../shared/data/cl-benchmark is absent")
-        }
+        try SharedData.require([Self.benchmark + "/manifest.json"], "the reader's checks on MNLI need ../shared/data/cl-benchmark")
         let mnli = try CLBenchmark.load(root: Self.benchmark, task: "MNLI", split: "test")
         XCTAssertEqual(mnli.skipped, 131, "MNLI's test labels 131 records '-'")
         XCTAssertEqual(mnli.classNames, ["neutral", "entailment", "contradiction"])

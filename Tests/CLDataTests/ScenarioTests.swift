@@ -1,3 +1,4 @@
+import CLTestSupport
 import Foundation
 import XCTest
 @testable import CLData
@@ -127,11 +128,8 @@ final class ScenarioTests: XCTestCase {
     }
 
     func testBuiltinCIFAR100ScenariosFromSharedData() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
-        guard FileManager.default.fileExists(atPath: root + "/cifar100/train.bin") else {
-            throw XCTSkip("../shared/data/cifar100 is absent: skipping the built-in CIFAR-100 scenario check")
-        }
+        let root = SharedData.data
+        try SharedData.require([root + "/cifar100/train.bin"], "the built-in CIFAR-100 scenario check needs ../shared/data/cifar100")
         let s = try BuiltinScenarios.named("cifar100-10t").build(root)
         XCTAssertEqual(s.tasks.count, 10)
         XCTAssertTrue(s.tasks.allSatisfy { $0.train.count == 5000 && $0.test.count == 1000 && $0.classes.count == 10 })

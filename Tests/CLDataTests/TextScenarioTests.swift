@@ -1,3 +1,4 @@
+import CLTestSupport
 import Foundation
 import XCTest
 @testable import CLData
@@ -51,11 +52,8 @@ final class TextScenarioTests: XCTestCase {
     }
 
     func testBuiltinOLoRAOrdersOnTheSharedBenchmark() throws {
-        let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data").path
-        guard FileManager.default.fileExists(atPath: shared + "/cl-benchmark/manifest.json") else {
-            throw XCTSkip("../shared/data/cl-benchmark is absent")
-        }
+        let shared = SharedData.data
+        try SharedData.require([shared + "/cl-benchmark/manifest.json"], "O-LoRA's orders need ../shared/data/cl-benchmark")
         let s1 = try BuiltinScenarios.named("olora-order1").scenario(root: shared, order: nil,
                                                                      options: ScenarioOptions(trainPerTask: 100, testPerTask: 50))
         XCTAssertEqual(s1.tasks.map(\.name), ["dbpedia", "amazon", "yahoo", "agnews"])

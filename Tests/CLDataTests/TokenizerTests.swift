@@ -1,3 +1,4 @@
+import CLTestSupport
 import Foundation
 import XCTest
 @testable import CLData
@@ -8,15 +9,9 @@ import XCTest
 final class TokenizerTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/tokenizer").path
     /// ../shared/data/cl-benchmark from the package root (Tests/CLDataTests/ is two levels down).
-    static let benchmark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared/data/cl-benchmark").path
+    static let benchmark = SharedData.data + "/cl-benchmark"
     /// Where scripts/fetch-minilm.sh puts the model: $CLBENCH_WEIGHTS, else $HOME/.cache/clbench/weights.
-    static let modelFolder: String = {
-        let environment = ProcessInfo.processInfo.environment
-        let weights = environment["CLBENCH_WEIGHTS"]
-            ?? ((environment["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".cache/clbench/weights")
-        return (weights as NSString).appendingPathComponent("all-minilm-l6-v2")
-    }()
+    static var modelFolder: String { SharedData.miniLM }
 
     /// The fixture folder has vocab.txt and no tokenizer.json, so this is the vocab.txt path
     /// with BERT-uncased defaults.
@@ -111,9 +106,7 @@ final class TokenizerTests: XCTestCase {
     }
 
     func testEveryCLBenchmarkFileEqualsHF() throws {
-        guard FileManager.default.fileExists(atPath: Self.benchmark) else {
-            throw XCTSkip("\(Self.benchmark) is absent (the shared cl-benchmark data); nothing to compare")
-        }
+        try SharedData.require([Self.benchmark], "the HF comparison of every benchmark text needs the shared cl-benchmark data")
         let fixture = try XCTUnwrap(Self.readJSON(Self.fixtures + "/cl_benchmark_hashes.json") as? [String: Any])
         let files = try XCTUnwrap(fixture["files"] as? [[String: Any]])
         // The fixture covers exactly the folder's train and test files.
@@ -134,9 +127,7 @@ final class TokenizerTests: XCTestCase {
 
     func testTokenizerJSONGivesTheSameIDsAsVocabTXT() throws {
         let json = Self.modelFolder + "/tokenizer.json"
-        guard FileManager.default.fileExists(atPath: json) else {
-            throw XCTSkip("\(json) is absent (scripts/fetch-minilm.sh downloads it)")
-        }
+        try SharedData.require([json], "tokenizer.json against vocab.txt needs all-MiniLM-L6-v2 (scripts/fetch-minilm.sh downloads it)")
         let fromJSON = try WordPieceTokenizer.load(folder: Self.modelFolder)
         XCTAssertEqual(fromJSON.source, json)
         let fromModelVocab = try WordPieceTokenizer.load(vocabTXT: Self.modelFolder + "/vocab.txt")  // + tokenizer_config.json

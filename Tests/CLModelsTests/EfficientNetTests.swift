@@ -10,8 +10,7 @@ import XCTest
 /// tools/make_effnet_fixture.py), and the loader's errors.
 final class EfficientNetTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
-    static let shared = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("shared").path
+    static let shared = SharedData.root
     static let lite0 = shared + "/weights/efficientnet-lite0"
 
     func testSamePaddingIsTensorFlows() {
@@ -164,9 +163,7 @@ final class EfficientNetTests: XCTestCase {
     }
 
     func testRealLite0MatchesPyTorchAt224And112() throws {
-        guard FileManager.default.fileExists(atPath: Self.lite0 + "/model.safetensors") else {
-            throw XCTSkip("../shared/weights/efficientnet-lite0 is absent: skipping the real-weights parity check")
-        }
+        try SharedData.require([Self.lite0 + "/model.safetensors"], "the real-weights parity check needs ../shared/weights/efficientnet-lite0")
         let ck = try EfficientNetCheckpoint.load(Self.lite0)
         let c = ck.model.config
         XCTAssertEqual(ck.model.blocks.count, 16)

@@ -12,11 +12,6 @@ final class TextTransformerTests: XCTestCase {
     static let tiny = fixtures.appendingPathComponent("bert-tiny").path
 
     /// The all-MiniLM-L6-v2 folder that scripts/fetch-minilm.sh makes, when present.
-    static var miniLM: String? {
-        let base = ProcessInfo.processInfo.environment["CLBENCH_WEIGHTS"] ?? (NSHomeDirectory() + "/.cache/clbench/weights")
-        let dir = (base as NSString).appendingPathComponent("all-minilm-l6-v2")
-        return FileManager.default.fileExists(atPath: dir + "/model.safetensors") ? dir : nil
-    }
 
     /// Token batch from a fixture's `ids` [B, L] and `lengths` [B] (stored as F32, exact for ids < 2^24).
     func tokens(_ io: SafetensorsFile) throws -> TokenBatch {
@@ -73,9 +68,8 @@ final class TextTransformerTests: XCTestCase {
     }
 
     func testMiniLMMatchesSentenceTransformers() throws {
-        guard let dir = Self.miniLM else {
-            throw XCTSkip("all-MiniLM-L6-v2 is not in ~/.cache/clbench/weights (or $CLBENCH_WEIGHTS): run scripts/fetch-minilm.sh")
-        }
+        try SharedData.require([SharedData.miniLM + "/model.safetensors"], "the parity check needs all-MiniLM-L6-v2 (run scripts/fetch-minilm.sh)")
+        let dir = SharedData.miniLM
         let ck = try Checkpoint.load(dir)
         XCTAssertEqual(ck.model.config, TransformerConfig(dim: 384, depth: 6, heads: 12, mlpDim: 1536, norm: .post, activation: .gelu,
                                                           layerNormEps: 1e-12, finalNorm: false))
