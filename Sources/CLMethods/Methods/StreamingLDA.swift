@@ -107,19 +107,7 @@ public final class StreamingLDA: ContinualMethod {
         var cov = covariance
         for i in 0..<(d * d) { cov[i] *= 1 - shrinkage }
         for i in 0..<d { cov[i * d + i] += shrinkage }
-        let l = try Linalg.choleskyRegularised(cov, n: d)
-        // Lambda M^T: solve with the d x C right-hand side M^T.
-        let c = classes.count
-        var rhs = [Double](repeating: 0, count: d * c)
-        for j in 0..<c { for i in 0..<d { rhs[i * c + j] = means[j * d + i] } }
-        Linalg.choleskySolve(l, n: d, &rhs, columns: c)
-        var weights = [Float](repeating: 0, count: c * d), bias = [Float](repeating: 0, count: c)
-        for j in 0..<c {
-            var quad = 0.0
-            for i in 0..<d { weights[j * d + i] = Float(rhs[i * c + j]); quad += means[j * d + i] * rhs[i * c + j] }
-            bias[j] = Float(-0.5 * quad)
-        }
-        return LDAHead(classes: classes, dim: d, weights: weights, bias: bias)
+        return try LDAHead.discriminants(means: means, covariance: cov, classes: classes, dim: d, logPriors: nil)
     }
 
     public func predict(_ batch: Batch, seen: TaskInfo, taskHint: Int?) throws -> Prediction {

@@ -35,6 +35,15 @@ struct LDAHead: Equatable {
         let avg = max(trace / denom / Double(d), 1e-12)
         for i in 0..<(d * d) { cov[i] *= (1 - s) / denom }
         for i in 0..<d { cov[i * d + i] += s * avg }
+        return try discriminants(means: means, covariance: cov, classes: classes, dim: d,
+                                 logPriors: counts.map { log(Double($0) / Double(n)) })
+    }
+
+    /// The head of class means `means` [C, d] and a shared covariance [d, d] (full, symmetric,
+    /// already shrunk as the caller wants): weights Sigma^{-1} mu_c, biases
+    /// -1/2 mu_c^T Sigma^{-1} mu_c (+ log prior_c when `logPriors` is given).
+    static func discriminants(means: [Double], covariance cov: [Double], classes: [Int], dim d: Int, logPriors: [Double]?) throws -> LDAHead {
+        let c = classes.count
         let l = try Linalg.choleskyRegularised(cov, n: d)
         // Sigma^{-1} M^T: solve with the d x C right-hand side M^T.
         var rhs = [Double](repeating: 0, count: d * c)
@@ -44,7 +53,7 @@ struct LDAHead: Equatable {
         for j in 0..<c {
             var quad = 0.0
             for i in 0..<d { weights[j * d + i] = Float(rhs[i * c + j]); quad += means[j * d + i] * rhs[i * c + j] }
-            bias[j] = Float(-0.5 * quad + log(Double(counts[j]) / Double(n)))
+            bias[j] = Float(logPriors.map { -0.5 * quad + $0[j] } ?? -0.5 * quad)
         }
         return LDAHead(classes: classes, dim: d, weights: weights, bias: bias)
     }
