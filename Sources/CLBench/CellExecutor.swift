@@ -24,9 +24,12 @@ public enum CellExecutor {
         if order != nil && !builtin.takesOrders {
             throw MethodError("scenario '\(scenario)' has a fixed class order, so no orders (scenarios that take them: \(BuiltinScenarios.all.filter(\.takesOrders).map(\.name).joined(separator: ", ")))")
         }
-        if let o = scenarioOptions {
+        if let v = scenarioOptions?.validation, !(v > 0 && v < 1) {
+            throw MethodError("scenario_options: validation must be a share between 0 and 1 (exclusive), got \(v)")
+        }
+        if let o = scenarioOptions?.caps {
             guard builtin.takesOptions else {
-                throw MethodError("scenario '\(scenario)' takes no scenario_options (scenarios that do: \(BuiltinScenarios.all.filter(\.takesOptions).map(\.name).joined(separator: ", ")))")
+                throw MethodError("scenario '\(scenario)' takes no record caps in scenario_options (scenarios that do: \(BuiltinScenarios.all.filter(\.takesOptions).map(\.name).joined(separator: ", ")); every scenario takes 'validation')")
             }
             for (k, v) in o.given {
                 guard builtin.optionKeys.contains(k) else {

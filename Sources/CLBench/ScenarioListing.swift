@@ -6,6 +6,7 @@ import Foundation
 public enum ScenarioListing {
     public static func render(root: String) -> String {
         var out = "Built-in scenarios (data root: \(root))\n"
+        out += "Every scenario takes scenario_options: {validation: SHARE}, the validation protocol: SHARE of each task's training records per class as its evaluation data, the test split unused.\n"
         for b in BuiltinScenarios.all {
             out += "\n\(b.name)\n  \(b.summary)\n"
             out += "  needs: \(b.needs.isEmpty ? "nothing (generated)" : b.needs.joined(separator: ", "))\n"

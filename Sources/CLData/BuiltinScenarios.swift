@@ -11,17 +11,29 @@ public struct ScenarioOptions: Codable, Sendable, Equatable {
     /// Image caps per class, the first N of each class in file order (Split CIFAR-100, cross5).
     public var trainPerClass: Int?
     public var testPerClass: Int?
-    public init(trainPerTask: Int? = nil, testPerTask: Int? = nil, trainPerClass: Int? = nil, testPerClass: Int? = nil) {
+    /// The validation protocol, for every scenario: this share (0 < v < 1) of each task's training
+    /// records, per class, becomes its evaluation data, and the test split is not used
+    /// (`Scenario.holdingOutValidation`). nil (absent from the JSON and the hash): the test split.
+    public var validation: Double?
+    public init(trainPerTask: Int? = nil, testPerTask: Int? = nil, trainPerClass: Int? = nil, testPerClass: Int? = nil, validation: Double? = nil) {
         self.trainPerTask = trainPerTask; self.testPerTask = testPerTask
         self.trainPerClass = trainPerClass; self.testPerClass = testPerClass
+        self.validation = validation
     }
     enum CodingKeys: String, CodingKey {
         case trainPerTask = "train_per_task", testPerTask = "test_per_task", trainPerClass = "train_per_class", testPerClass = "test_per_class"
+        case validation
     }
-    /// Each key that is set, with its value, in the file's spelling.
+    /// Each record cap that is set, with its value, in the file's spelling (not `validation`).
     public var given: [(key: String, value: Int)] {
         [("train_per_task", trainPerTask), ("test_per_task", testPerTask), ("train_per_class", trainPerClass), ("test_per_class", testPerClass)]
             .compactMap { k, v in v.map { (k, $0) } }
+    }
+    /// The record caps alone (nil when none is set): what a scenario's builder takes.
+    public var caps: ScenarioOptions? {
+        var c = self
+        c.validation = nil
+        return c.given.isEmpty ? nil : c
     }
 }
 
@@ -64,6 +76,13 @@ public struct BuiltinScenario: Sendable {
     /// The scenario, with the class order seeded by `order` when given (an error for a scenario
     /// without orders).
     public func scenario(root: String, order: UInt64?, options: ScenarioOptions? = nil) throws -> Scenario {
+        let built = try scenario(root: root, order: order, caps: options?.caps)
+        guard let share = options?.validation else { return built }
+        return try built.holdingOutValidation(share: share)
+    }
+
+    /// The scenario with record caps, before any validation split.
+    func scenario(root: String, order: UInt64?, caps options: ScenarioOptions?) throws -> Scenario {
         if let buildWithOrderAndOptions { return try buildWithOrderAndOptions(root, order, options) }
         if let options {
             guard let buildWithOptions else { throw DataError(path: name, message: "takes no scenario_options (record caps)") }

@@ -72,6 +72,9 @@ public struct Scenario: Sendable {
     /// The source's class ids in global order (global class g is source class classOrder[g]), for
     /// scenarios built from a class order (`ScenarioBuilder.classIncremental`); nil otherwise.
     public var classOrder: [Int]?
+    /// The share of each task's training records held out as its evaluation data
+    /// (`holdingOutValidation`); nil: the scenario's own test records.
+    public var validationShare: Double?
 
     public var classCount: Int { classNames.count }
 
@@ -94,6 +97,7 @@ public struct Scenario: Sendable {
     public var fingerprint: String {
         var h = SHA256Stream()
         h.update("clbench-scenario-v1|\(name)|\(classCount)|")
+        if let v = validationShare { h.update("validation \(v)|") }   // absent otherwise: fingerprints from before it are kept
         for s in sources { h.update("\(s.name):\(s.train.count):\(s.test.count)|") }
         for t in tasks {
             h.update("task \(t.name) classes \(t.classes)|")
@@ -104,6 +108,44 @@ public struct Scenario: Sendable {
             }
         }
         return h.finalize()
+    }
+
+    /// The validation protocol, for choosing hyperparameters without the test split: each task's
+    /// evaluation records become a label-stratified `share` of its own training records, which leave
+    /// its training set, and every source's test split is replaced by its training split, so no test
+    /// record can be read. Per task and class with n training records, round(share x n) of them, at
+    /// least 1, chosen by a permutation seeded by the task and class index: the same split for every
+    /// seed and method, so the cells of a tuning grid compare on one split. Throws, naming the task,
+    /// the class and its count, where a class would keep no training record.
+    public func holdingOutValidation(share: Double) throws -> Scenario {
+        guard share > 0, share < 1 else {
+            throw DataError(path: name, message: "scenario_options: validation must be a share between 0 and 1 (exclusive), got \(share)")
+        }
+        guard validationShare == nil else { throw DataError(path: name, message: "already holds out a validation split") }
+        var out = self
+        out.sources = sources.map { ScenarioSource(name: $0.name, records: $0.train, test: $0.train,
+                                                   splitRule: $0.splitRule + "; validation: \(share) of each task's training records per class") }
+        for (t, task) in tasks.enumerated() {
+            var held: [SampleRef] = []
+            for (k, c) in task.classes.enumerated() {
+                let refs = task.train.filter { Int($0.label) == c }
+                let n = refs.count
+                let take = max(1, Int((share * Double(n)).rounded()))
+                guard n - take >= 1 else {
+                    throw DataError(path: name, message: "scenario_options: validation \(share) would leave task \(t) (\(task.name)) no training record of class '\(classNames[c])' (it has \(n))")
+                }
+                var rng = RNG(seed: 0x7661_6C69_6461_7465).split("task\(t)").split("class\(k)")
+                let chosen = Set(rng.permutation(n).prefix(take))
+                for (i, r) in refs.enumerated() where chosen.contains(i) { held.append(r) }
+            }
+            // Keep the original order of the training records (the runner shuffles by its own seed).
+            let heldSet = Set(held)
+            out.tasks[t].train = task.train.filter { !heldSet.contains($0) }
+            out.tasks[t].test = held.sorted { ($0.source, $0.index) < ($1.source, $1.index) }
+        }
+        out.validationShare = share
+        out.summary = summary + "; validation protocol: \(share) of each task's training records per class as its evaluation data, no test records"
+        return out
     }
 
     /// Training records of task `task`'s classes that no task trains on: for pretraining a backbone
@@ -118,6 +160,8 @@ public struct Scenario: Sendable {
         guard perClass > 0 else { throw DataError(path: name, message: "\(option) must be > 0, got \(perClass)") }
         var used = Set<Int32>()
         for t in tasks { for r in t.train { used.insert(r.index) } }
+        // Under validation the evaluation records are training records too: never pretrain on them.
+        if validationShare != nil { for t in tasks { for r in t.test { used.insert(r.index) } } }
         let labels = sources[0].train.labels
         var out: [SampleRef] = []
         for g in tasks[task].classes {

@@ -45,7 +45,9 @@ final class SuiteTests: XCTestCase {
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rnak: 4}}")).contains("unknown option 'rnak'"))
         XCTAssertTrue(error(yaml(extra: "method_options: {finetune: {rank: eight}}")).contains("'rank' has the wrong type"))
         XCTAssertTrue(error(yaml(extra: "method_options: {l2p: {lr: 1}}")).contains("does not run"))
-        XCTAssertTrue(error(yaml(extra: "scenario_options: {train_per_class: 5}")).contains("scenario 'synthetic' takes no scenario_options"))
+        XCTAssertTrue(error(yaml(extra: "scenario_options: {train_per_class: 5}")).contains("scenario 'synthetic' takes no record caps in scenario_options"))
+        XCTAssertTrue(error(yaml(extra: "scenario_options: {validation: 1.5}")).contains("validation must be a share between 0 and 1"))
+        XCTAssertEqual(error(yaml(extra: "scenario_options: {validation: 0.2}")), "", "every scenario takes the validation protocol")
         let caps = yaml().replacingOccurrences(of: "[synthetic]", with: "[cifar100-10t]")
         XCTAssertTrue(error(caps + "\nscenario_options: {train_per_task: 5}")
             .contains("scenario 'cifar100-10t' takes no scenario_options key 'train_per_task' (it takes: train_per_class, test_per_class)"))
@@ -230,6 +232,20 @@ final class SuiteTests: XCTestCase {
         let suite = try SuiteFile.parse(yaml(methods: "[all, seqft, inclora]"), source: "x")
         let names = try suite.cells(registry: .builtin).map(\.method)
         XCTAssertEqual(names, MethodRegistry.builtin.nonPresetNames + ["seqft", "inclora"])
+    }
+
+    /// A cell under the validation protocol records it (options and hash) and evaluates each task on
+    /// its held-out training records: 12 of each class's 60 at 0.2.
+    func testValidationProtocolCellsRecordItAndEvaluateOnHeldOutTrainingRecords() throws {
+        let suite = try SuiteFile.parse(yaml(methods: "[ncm]", extra: "scenario_options: {validation: 0.2}"), source: "v.yaml")
+        let cell = try XCTUnwrap(try suite.cells(registry: .builtin).first)
+        let plain = try XCTUnwrap(try SuiteFile.parse(yaml(methods: "[ncm]"), source: "p.yaml").cells(registry: .builtin).first)
+        XCTAssertEqual(cell.name, plain.name)
+        XCTAssertNotEqual(cell.hash, plain.hash)
+        let r = try CellExecutor.run(cell, dataRoot: dir, outDir: nil, registry: .builtin)
+        XCTAssertEqual(r.config.cell.scenarioOptions?.validation, 0.2)
+        XCTAssertEqual(r.scenario.testSizes, [24, 24, 24, 24, 24])
+        XCTAssertNotEqual(r.scenario.fingerprint, try CellExecutor.run(plain, dataRoot: dir, outDir: nil, registry: .builtin).scenario.fingerprint)
     }
 
     /// `clbench run` without `--suite` takes the suite that runs the scenario, or names the suites on

@@ -237,3 +237,62 @@ final class FrozenFeatureClassifierTests: XCTestCase {
         XCTAssertEqual(m.parameterCounts.trainable, m.banks.reduce(0) { $0 + $1.a.value.count + $1.b.value.count })
     }
 }
+
+/// The validation protocol (`scenario_options: {validation: SHARE}`): evaluation on held-out training
+/// records, stratified by class, and the test split never read.
+final class ValidationSplitTests: XCTestCase {
+    func testEachTaskHoldsOutAStratifiedShareOfItsTrainingRecords() throws {
+        let plain = try ScenarioBuilder.synthetic()
+        let v = try plain.holdingOutValidation(share: 0.25)
+        XCTAssertEqual(try plain.holdingOutValidation(share: 0.25).fingerprint, v.fingerprint, "deterministic")
+        XCTAssertNotEqual(v.fingerprint, plain.fingerprint)
+        XCTAssertNil(plain.validationShare)
+        XCTAssertEqual(v.validationShare, 0.25)
+        for (t, task) in v.tasks.enumerated() {
+            let original = plain.tasks[t]
+            XCTAssertEqual(task.classes, original.classes)
+            for c in task.classes {
+                XCTAssertEqual(task.test.filter { $0.label == c }.count, 15, "round(0.25 x 60) of class \(c)")
+                XCTAssertEqual(task.train.filter { $0.label == c }.count, 45)
+            }
+            XCTAssertTrue(Set(task.test).isSubset(of: Set(original.train)), "evaluation records are the task's own training records")
+            XCTAssertTrue(Set(task.test).isDisjoint(with: Set(task.train)))
+            XCTAssertEqual(task.train, original.train.filter { !Set(task.test).contains($0) }, "training order kept")
+        }
+        XCTAssertEqual(v.sources[0].test.count, plain.sources[0].train.count, "the test pool is the training pool")
+        // Refused where a class would keep no training record, naming it.
+        XCTAssertThrowsError(try plain.holdingOutValidation(share: 0.995)) { e in
+            XCTAssertTrue("\(e)".contains("would leave task 0") && "\(e)".contains("(it has 60)"), "\(e)")
+        }
+        for bad in [0.0, 1.0, -0.5] { XCTAssertThrowsError(try plain.holdingOutValidation(share: bad)) }
+        XCTAssertThrowsError(try v.holdingOutValidation(share: 0.1))
+    }
+
+    /// A run under the validation protocol is the same whatever the test split holds: replacing
+    /// every test image by noise before the split changes no number.
+    func testTheTestSplitIsNeverRead() throws {
+        let plain = try ScenarioBuilder.synthetic()
+        var poisoned = plain
+        guard case let .images(test) = plain.sources[0].test else { return XCTFail("synthetic holds images") }
+        let noise = ImageDataset(name: "noise", channels: test.channels, height: test.height, width: test.width, classes: test.classes,
+                                 classNames: test.classNames, pixels: [UInt8](repeating: 255, count: test.pixels.count), labels: test.labels.map { ($0 + 1) % Int32(test.classes) },
+                                 files: ["/nonexistent/test.bin"])
+        poisoned.sources[0] = ScenarioSource(name: plain.sources[0].name, records: plain.sources[0].train, test: .images(noise),
+                                             splitRule: plain.sources[0].splitRule)
+        func run(_ s: Scenario, validation: Bool = true) throws -> RunRecord {
+            let prepared = try PreparedScenario(validation ? try s.holdingOutValidation(share: 0.2) : s, size: 16)
+            let reg = try MethodRegistry.builtin.named("finetune")
+            let method = try reg.make(context: MethodContext(backbone: testBackbone(), rng: RNG(seed: 1), classCount: s.classCount),
+                                      options: ["lr": .number(3e-3), "head_lr": .number(3e-2)])
+            let runner = try Runner(scenario: prepared, method: method, capabilities: reg.capabilities,
+                                    schedule: TrainingSchedule(epochs: 3, batchSize: 16, evalBatchSize: 64, augment: .none),
+                                    normalize: ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5]), seed: 1)
+            return try runner.run()
+        }
+        XCTAssertNotEqual(try run(plain, validation: false).cil, try run(poisoned, validation: false).cil, "the poison shows where the test split is read")
+        let a = try run(plain), b = try run(poisoned)
+        XCTAssertEqual(a.cil, b.cil)
+        XCTAssertEqual(a.til, b.til)
+        XCTAssertGreaterThan(a.cil[0][0], 0.8, "evaluated on held-out training records of a learnable task")
+    }
+}
