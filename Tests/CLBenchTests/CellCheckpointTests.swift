@@ -278,6 +278,17 @@ final class CellCheckpointTests: XCTestCase {
         var rng = RNG(seed: seed)
         var landed = Set<String>(), seen = Set<String>()   // "cell after task k": where kills found a cell part-way
         var kills = 0
+        // Kills land at wall-clock moments, so a round can find fewer cells part-way than the
+        // assertions below want (a kill during start-up or between cells finds none): then the
+        // round starts over, up to three times, instead of the test failing on timing.
+        for round in 0..<3 {
+        if round > 0 {
+            let cellsHit = Set(landed.map { $0.components(separatedBy: " after ")[0] })
+            if kills >= 4 && cellsHit.count >= 2 && landed.count >= 3 { break }
+            print("kill round \(round): only \(landed.sorted()) after \(kills) kills; starting over")
+            try? FileManager.default.removeItem(atPath: out)
+            landed = []; seen = []; kills = 0
+        }
         for _ in 0..<40 {
             let (p, _) = try start(suite(out))
             // Somewhere in the next 1.2 cells' worth of work, after the process is up.
@@ -292,6 +303,7 @@ final class CellCheckpointTests: XCTestCase {
             for (cell, k) in checkpoints(out) where !seen.contains("\(cell) after task \(k)") { landed.insert("\(cell) after task \(k)") }
             seen = landed
             if results(out).count == 5 { break }
+        }
         }
         print("kill seed \(seed): \(kills) kills; cells found part-way: \(landed.sorted())")
         let (last, _) = try start(suite(out))

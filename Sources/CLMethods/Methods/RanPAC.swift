@@ -157,7 +157,10 @@ public final class RanPAC: ContinualMethod {
         let m = width, c = classCount
         var a = gram
         for i in 0..<m { a[i * m + i] += ridge }
-        let l = try Linalg.cholesky(a, n: m)
+        // With fewer samples than M, G is singular and a ridge far below its scale leaves G + ridge I
+        // numerically so (the paper's LU solve returns some solution there): add a ridge relative to
+        // the mean diagonal, 1e-10 upward, only where the factorisation fails (`choleskyRegularised`).
+        let l = try Linalg.choleskyRegularised(a, n: m)
         a = []
         var rhs = targetSums
         Linalg.choleskySolve(l, n: m, &rhs, columns: c)
